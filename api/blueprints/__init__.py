@@ -1,0 +1,1 @@
+"""One Blueprint per service, registered by create_app."""

@@ -1,0 +1,158 @@
+"""Configuration: defaults per environment, then HERALD_* variables and conventional names."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+ENVIRONMENTS = ("development", "testing", "production")
+DEFAULT_RETRY_SCHEDULE = "5,300,1800,7200,18000,36000,36000"
+LOOPBACK_SUBNETS = "127.0.0.0/8,::1/128"
+
+
+class ConfigError(SystemExit):
+    """Bad configuration: exits with a one-line message saying what to set."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"herald: configuration error: {message}")
+        self.message = message
+
+
+BASE: dict[str, Any] = {
+    "SECRET_KEY": None,
+    "SQLALCHEMY_DATABASE_URI": None,
+    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    "REDIS_URL": None,
+    "PORT": 8000,
+    "WEB_CONCURRENCY": 2,
+    "MAX_CONTENT_LENGTH": 1024 * 1024 + 16 * 1024,  # 1 MiB payload plus the message envelope
+    "RETRY_SCHEDULE": DEFAULT_RETRY_SCHEDULE,
+    "WHITELIST_SUBNETS": "",
+    "REQUEST_TIMEOUT": 15.0,
+    "DISPATCH_INTERVAL": 2.0,
+    "LEASE_SECONDS": 120,
+    "ENDPOINT_DISABLE_AFTER": 5 * 24 * 3600,
+    "LOG_JSON": False,
+    "LOG_LEVEL": "INFO",
+    "JSON_SORT_KEYS": False,
+}
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "development": {
+        "SECRET_KEY": "dev-not-secret",
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{ROOT / 'var' / 'herald.db'}",
+        "REDIS_URL": f"unix://{ROOT / 'var' / 'redis.sock'}",
+        "WHITELIST_SUBNETS": LOOPBACK_SUBNETS,
+    },
+    "testing": {
+        "SECRET_KEY": "testing-not-secret",
+        "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://postgres@127.0.0.1:5432/herald_test",
+        "REDIS_URL": "redis://127.0.0.1:6379/1",
+        "WHITELIST_SUBNETS": LOOPBACK_SUBNETS,
+    },
+    "production": {},
+}
+
+
+def normalize_database_url(url: str) -> str:
+    """Map the conventional postgres:// spellings onto the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def parse_retry_schedule(value: str | list[int] | tuple[int, ...]) -> list[int]:
+    """Parse "5,300,1800" (or a list) into seconds; an empty string means no retries."""
+    if isinstance(value, (list, tuple)):
+        items = [str(v) for v in value]
+    else:
+        items = [part.strip() for part in str(value).split(",") if part.strip()]
+    try:
+        seconds = [int(item) for item in items]
+    except ValueError:
+        raise ConfigError(
+            f"HERALD_RETRY_SCHEDULE must be comma-separated whole seconds, got {value!r}"
+        ) from None
+    if any(s < 0 for s in seconds):
+        raise ConfigError("HERALD_RETRY_SCHEDULE must not contain negative delays")
+    return seconds
+
+
+def parse_subnets(value: str | list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Parse HERALD_WHITELIST_SUBNETS (comma-separated CIDRs)."""
+    items = value if isinstance(value, list) else [p.strip() for p in str(value).split(",")]
+    try:
+        return [ipaddress.ip_network(item, strict=False) for item in items if item]
+    except ValueError as exc:
+        raise ConfigError(f"HERALD_WHITELIST_SUBNETS has an invalid CIDR: {exc}") from None
+
+
+def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Read HERALD_* (prefix stripped) and the conventional unprefixed names."""
+    values: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if key.startswith("HERALD_") and key not in ("HERALD_ENV", "HERALD_BIND"):
+            values[key[len("HERALD_") :]] = raw
+    if environ.get("DATABASE_URL"):
+        values["SQLALCHEMY_DATABASE_URI"] = environ["DATABASE_URL"]
+    for key in ("REDIS_URL", "PORT", "WEB_CONCURRENCY"):
+        if environ.get(key):
+            values[key] = environ[key]
+    return values
+
+
+def _coerce(config: dict[str, Any]) -> None:
+    """Turn strings from the environment into the types the app uses; fail on bad values."""
+    for key, kind in (
+        ("PORT", int),
+        ("WEB_CONCURRENCY", int),
+        ("MAX_CONTENT_LENGTH", int),
+        ("LEASE_SECONDS", int),
+        ("ENDPOINT_DISABLE_AFTER", int),
+        ("REQUEST_TIMEOUT", float),
+        ("DISPATCH_INTERVAL", float),
+    ):
+        try:
+            config[key] = kind(config[key])
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key} must be a number, got {config[key]!r}") from None
+    if isinstance(config["LOG_JSON"], str):
+        config["LOG_JSON"] = config["LOG_JSON"].lower() in ("1", "true", "yes", "on")
+    config["RETRY_SCHEDULE"] = parse_retry_schedule(config["RETRY_SCHEDULE"])
+    config["WHITELIST_SUBNETS"] = parse_subnets(config["WHITELIST_SUBNETS"])
+    if config["SQLALCHEMY_DATABASE_URI"]:
+        config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(
+            config["SQLALCHEMY_DATABASE_URI"]
+        )
+
+
+def load_config(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Build the effective configuration: defaults < environment < explicit overrides."""
+    environ = os.environ if environ is None else environ
+    env = (overrides or {}).get("ENV") or environ.get("HERALD_ENV", "development")
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"HERALD_ENV must be one of {', '.join(ENVIRONMENTS)}, got {env!r}")
+    config: dict[str, Any] = {**BASE, **DEFAULTS[env], **_from_environ(environ)}
+    config.update(overrides or {})
+    config["ENV"] = env
+    config["TESTING"] = env == "testing" or bool(config.get("TESTING"))
+    if env == "production":
+        missing = [
+            name
+            for name, key in (("HERALD_SECRET_KEY", "SECRET_KEY"),
+                              ("DATABASE_URL", "SQLALCHEMY_DATABASE_URI"))
+            if not config.get(key)
+        ]
+        if missing:
+            raise ConfigError(f"production needs {' and '.join(missing)} set in the environment")
+        if not config.get("REDIS_URL"):
+            config["REDIS_URL"] = "redis://127.0.0.1:6379/0"
+    _coerce(config)
+    return config

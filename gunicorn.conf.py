@@ -1,0 +1,106 @@
+"""gunicorn settings and the zero-downtime USR2 hand-off (see README "Redeploying with USR2").
+
+`kill -USR2 <master>` makes gunicorn exec a new master from the code on disk. The new master
+arms the hand-off in `pre_fork`; each of its workers counts itself in `post_worker_init`, i.e.
+after it has imported the app; the last one sends SIGTERM (graceful) to the old master. A
+release that cannot boot never signals, so the old master keeps serving.
+(../shared/GUNICORN-CELERY.md §A: QUIT is a quick shutdown; `<pidfile>.2`, never `.oldbin`.)
+"""
+
+import fcntl
+import os
+import signal
+
+_ROOT = os.path.dirname(os.path.abspath(__file__))
+_RUN_DIR = os.environ.get("HERALD_RUN_DIR", os.path.join(_ROOT, "var", "run"))
+os.makedirs(_RUN_DIR, exist_ok=True)
+
+bind = "%s:%s" % (os.environ.get("HERALD_BIND", "127.0.0.1"), os.environ.get("PORT", "8000"))
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = os.environ.get("HERALD_WORKER_CLASS", "sync")
+threads = int(os.environ.get("HERALD_WEB_THREADS", "1"))
+wsgi_app = "api:create_app()"
+proc_name = "herald"
+pidfile = os.environ.get("HERALD_PIDFILE", os.path.join(_RUN_DIR, "gunicorn.pid"))
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("HERALD_LOG_LEVEL", "info").lower()
+timeout = 30
+graceful_timeout = 30
+keepalive = 2
+control_socket_disable = True  # the exiting old master would unlink the shared socket path
+reuse_port = False  # reuse_port breaks USR2 (the new master gets GUNICORN_FD='')
+
+
+def _handoff_counter(master_pid):
+    return os.path.join(_RUN_DIR, "usr2-booted.%d" % master_pid)
+
+
+def _usr2_old_master():
+    """The old master's pid if this process belongs to a not-yet-promoted USR2 generation."""
+    try:
+        old = int(os.environ.get("GUNICORN_PID", "0"))
+    except ValueError:
+        return None
+    if old <= 1:
+        return None
+    try:  # guard against PID reuse: the old master must be our master's parent
+        with open("/proc/%d/stat" % os.getppid()) as stat:
+            master_ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return old
+    return old if master_ppid == old else None
+
+
+def on_starting(server):
+    """Fail fast (before binding or forking) when the configuration is bad."""
+    from api.config import load_config
+
+    load_config()
+
+
+def pre_fork(server, worker):
+    """In the new master of a USR2 generation: arm the hand-off counter once."""
+    if not server.master_pid or getattr(server, "_herald_armed", False):
+        return
+    server._herald_armed = True
+    with open(_handoff_counter(server.pid), "w") as counter:
+        counter.write("0")
+    server.log.info("USR2 generation: hand-off armed, old master %s", server.master_pid)
+
+
+def post_worker_init(worker):
+    """After the app is imported: the last new worker sends TERM to the old master."""
+    old = _usr2_old_master()
+    if old is None:
+        return
+    path = _handoff_counter(os.getppid())
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        booted = int(os.read(fd, 32) or b"0") + 1
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.ftruncate(fd, 0)
+        os.write(fd, b"%d" % booted)
+    finally:
+        os.close(fd)
+    if booted < worker.cfg.workers:
+        return
+    worker.log.info("USR2 hand-off: %d workers booted, SIGTERM to old master %d", booted, old)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    os.kill(old, signal.SIGTERM)
+
+
+def post_fork(server, worker):
+    """Engines and Redis pools must not be shared across fork (no connection made at import)."""
+
+
+def on_exit(server):
+    """A generation that failed to boot leaves its counter behind: remove it."""
+    try:
+        os.unlink(_handoff_counter(server.pid))
+    except FileNotFoundError:
+        pass
