@@ -94,10 +94,6 @@ def post_worker_init(worker):
     os.kill(old, signal.SIGTERM)
 
 
-def post_fork(server, worker):
-    """Engines and Redis pools must not be shared across fork (no connection made at import)."""
-
-
 def on_exit(server):
     """A generation that failed to boot leaves its counter behind: remove it."""
     try:

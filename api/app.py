@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.config import ROOT, load_config
 from api.extensions import db, init_redis, migrate, openapi
@@ -45,7 +46,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     init_celery(app)
     openapi.init_app(app)
     register_blueprints(app)
-    register_request_id(app)
+    register_request_hooks(app)
 
     from api.cli import register_cli
     from api.errors import register_error_handlers
@@ -57,17 +58,20 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
 def register_blueprints(app: Flask) -> None:
     """Import each service's Blueprint here (inside the factory) and register it."""
-    from api.blueprints import health
+    from api.blueprints import auth, health
 
-    for module in (health,):
+    for module in (health, auth):
         openapi.register_blueprint(module.blp)
 
 
-def register_request_id(app: Flask) -> None:
+def register_request_hooks(app: Flask) -> None:
     """Give every request an id (the caller's svix-req-id / X-Request-Id, or a new one)."""
 
     @app.before_request
     def _assign() -> None:
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        if request.content_length is not None and request.content_length > limit:
+            raise RequestEntityTooLarge()  # refuse before auth or parsing even start
         g.request_id = (
             request.headers.get("X-Request-Id") or request.headers.get("svix-req-id")
             or uuid.uuid4().hex

@@ -1,0 +1,59 @@
+"""Configuration: defaults, environment overrides and fail-fast messages."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from api.config import ConfigError, load_config
+
+
+def test_load_config_production_without_secret_or_database_fails() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(environ={"HERALD_ENV": "production"})
+    assert "HERALD_SECRET_KEY" in info.value.message and "DATABASE_URL" in info.value.message
+    assert "\n" not in str(info.value.code)
+
+
+def test_load_config_production_with_settings_starts() -> None:
+    config = load_config(environ={
+        "HERALD_ENV": "production", "HERALD_SECRET_KEY": "s3cret",
+        "DATABASE_URL": "postgres://u@db/herald", "REDIS_URL": "redis://r:6379/0",
+        "PORT": "9000", "WEB_CONCURRENCY": "4",
+    })
+    assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@db/herald"
+    assert (config["PORT"], config["WEB_CONCURRENCY"]) == (9000, 4)
+    assert config["WHITELIST_SUBNETS"] == []
+    assert config["RETRY_SCHEDULE"] == [5, 300, 1800, 7200, 18000, 36000, 36000]
+
+
+def test_load_config_development_allows_loopback() -> None:
+    config = load_config(environ={"HERALD_ENV": "development"})
+    assert ipaddress.ip_network("127.0.0.0/8") in config["WHITELIST_SUBNETS"]
+    assert config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///")
+
+
+def test_load_config_reads_herald_variables() -> None:
+    config = load_config(environ={
+        "HERALD_ENV": "testing", "HERALD_RETRY_SCHEDULE": "1, 2,3",
+        "HERALD_WHITELIST_SUBNETS": "10.0.0.0/8", "HERALD_REQUEST_TIMEOUT": "2.5",
+    })
+    assert config["RETRY_SCHEDULE"] == [1, 2, 3]
+    assert config["WHITELIST_SUBNETS"] == [ipaddress.ip_network("10.0.0.0/8")]
+    assert config["REQUEST_TIMEOUT"] == 2.5
+
+
+@pytest.mark.parametrize(
+    ("environ", "needle"),
+    [
+        ({"HERALD_ENV": "staging"}, "HERALD_ENV"),
+        ({"HERALD_ENV": "testing", "HERALD_RETRY_SCHEDULE": "5,soon"}, "HERALD_RETRY_SCHEDULE"),
+        ({"HERALD_ENV": "testing", "HERALD_WHITELIST_SUBNETS": "10.0.0/99"}, "WHITELIST"),
+        ({"HERALD_ENV": "testing", "PORT": "eighty"}, "PORT"),
+    ],
+)
+def test_load_config_bad_value_names_the_setting(environ: dict[str, str], needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(environ=environ)
+    assert needle in info.value.message

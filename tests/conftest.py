@@ -1,0 +1,120 @@
+"""Test harness: real PostgreSQL and Redis, schema from the migrations, a transaction per test.
+
+Environment: TEST_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/herald_test) and
+TEST_REDIS_URL (default redis://127.0.0.1:6379/1) let parallel runs use their own database and
+Redis db number.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from api import create_app
+from api.config import normalize_database_url
+from api.extensions import db, get_redis
+from api.services import tokens
+
+DATABASE_URL = normalize_database_url(
+    os.environ.get("TEST_DATABASE_URL")
+    or os.environ.get("DATABASE_URL")
+    or "postgresql://postgres@127.0.0.1:5432/herald_test"
+)
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
+
+
+def recreate_database(url: str) -> None:
+    """Drop and create the test database (connecting to the server's `postgres` db)."""
+    parsed = make_url(url)
+    admin = parsed.set(drivername="postgresql", database="postgres")
+    conninfo = admin.render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{parsed.database}"')
+
+
+def test_overrides(**extra: object) -> dict[str, object]:
+    """Config for a test app: the test database and Redis, fast loops, loopback allowed."""
+    return {
+        "ENV": "testing",
+        "SQLALCHEMY_DATABASE_URI": DATABASE_URL,
+        "REDIS_URL": REDIS_URL,
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def app() -> Iterator[Flask]:
+    """The app on a freshly migrated test database (migrations run once per session)."""
+    recreate_database(DATABASE_URL)
+    flask_app = create_app(test_overrides())
+    with flask_app.app_context():
+        upgrade()
+        get_redis().flushdb()
+        db.session.remove()
+        db.session.configure(join_transaction_mode="create_savepoint")
+    yield flask_app
+    with flask_app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def db_session(app: Flask) -> Iterator[object]:
+    """Run the test inside one outer transaction that is rolled back at the end.
+
+    The app's engine is swapped for a connection holding that transaction; sessions join it
+    with SAVEPOINTs, so a commit or a rollback inside an API call never escapes the test, and
+    a rollback keeps the rows the test created before the call.
+    """
+    with app.app_context():
+        engines = db.engines
+        original = engines[None]
+        connection = original.connect()
+        transaction = connection.begin()
+        engines[None] = connection
+        try:
+            yield db.session
+        finally:
+            db.session.remove()
+            engines[None] = original
+            transaction.rollback()
+            connection.close()
+
+
+@pytest.fixture
+def committed_db(app: Flask) -> Iterator[None]:
+    """For tests whose other processes or threads must see the rows: truncate afterwards."""
+    yield
+    with app.app_context():
+        db.session.remove()
+        names = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+        db.session.execute(text(f"TRUNCATE {names} CASCADE"))
+        db.session.commit()
+
+
+@pytest.fixture
+def client(app: Flask, db_session: object) -> FlaskClient:
+    """A test client whose requests run inside the test's transaction."""
+    return app.test_client()
+
+
+@pytest.fixture
+def auth_token(db_session: object) -> str:
+    """A plain API token for org `test-org`."""
+    _, plain = tokens.create_token("test-org")
+    return plain
+
+
+@pytest.fixture
+def auth_headers(auth_token: str) -> dict[str, str]:
+    """Authorization headers for `test-org`."""
+    return {"Authorization": f"Bearer {auth_token}"}
