@@ -50,17 +50,21 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
     from api.cli import register_cli
     from api.errors import register_error_handlers
+    from api.idempotency import register_idempotency
 
     register_error_handlers(app)  # after flask-smorest, so our JSON shape wins
+    register_idempotency(app)
     register_cli(app)
     return app
 
 
 def register_blueprints(app: Flask) -> None:
     """Import each service's Blueprint here (inside the factory) and register it."""
-    from api.blueprints import auth, health
+    from api.blueprints import (
+        applications, attempts, auth, endpoints, event_types, health, messages,
+    )
 
-    for module in (health, auth):
+    for module in (health, auth, applications, event_types, endpoints, messages, attempts):
         openapi.register_blueprint(module.blp)
 
 

@@ -115,7 +115,7 @@ def register_error_handlers(app: Flask) -> None:
         if status == 422 and data and "messages" in data:
             items: list[dict[str, Any]] = []
             for location, messages in data["messages"].items():
-                where = "query" if location in ("query", "querystring") else location
+                where = {"querystring": "query", "json": "body"}.get(location, location)
                 items.extend(flatten_messages(messages, [where]))
             return jsonify({"detail": items}), 422
         detail = DETAILS.get(status) or exc.description or exc.name
