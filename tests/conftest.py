@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from celery.contrib.testing.worker import start_worker
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
@@ -118,3 +119,14 @@ def auth_token(db_session: object) -> str:
 def auth_headers(auth_token: str) -> dict[str, str]:
     """Authorization headers for `test-org`."""
     return {"Authorization": f"Bearer {auth_token}"}
+
+
+@pytest.fixture
+def celery_worker(app: Flask, committed_db: None) -> Iterator[object]:
+    """A real Celery worker (solo pool, in a thread) consuming the test Redis."""
+    import workers.tasks  # noqa: F401  (register the herald.* tasks)
+
+    celery_app = app.extensions["celery"]
+    with start_worker(celery_app, pool="solo", perform_ping_check=False,
+                      shutdown_timeout=10, loglevel="WARNING") as worker:
+        yield worker
