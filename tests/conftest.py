@@ -124,7 +124,9 @@ def auth_headers(auth_token: str) -> dict[str, str]:
 @pytest.fixture
 def celery_worker(app: Flask, committed_db: None) -> Iterator[object]:
     """A real Celery worker (solo pool, in a thread) consuming the test Redis."""
-    import workers.tasks  # noqa: F401  (register the herald.* tasks)
+    from workers import register_tasks
+
+    register_tasks()
 
     celery_app = app.extensions["celery"]
     with start_worker(celery_app, pool="solo", perform_ping_check=False,

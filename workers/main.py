@@ -1,8 +1,8 @@
 """Worker/scheduler entry point: `celery -A workers.main worker` / `celery -A workers.main beat`."""
 
 from api import create_app
+from workers import register_tasks
 
 flask_app = create_app()
 celery = flask_app.extensions["celery"]
-
-import workers.tasks  # noqa: E402,F401  (register the herald.* tasks on this app)
+register_tasks()

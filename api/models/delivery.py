@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, SmallInteger, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.extensions import UTCDateTime, db
@@ -31,7 +31,8 @@ class TriggerType(enum.IntEnum):
 
 
 class Delivery(Timestamps, db.Model):  # type: ignore[name-defined]
-    """One (message, endpoint) pair.
+    """One run of getting a message to an endpoint: the automatic one (SCHEDULED, with
+    retries) and one per manual resend/recover (MANUAL, a single attempt).
 
     `next_attempt_at` is both the retry time and the lease: a claimed row gets
     `next_attempt_at = now + lease` and a fresh `lease_token`, so a worker that dies is
@@ -41,7 +42,6 @@ class Delivery(Timestamps, db.Model):  # type: ignore[name-defined]
 
     __tablename__ = "delivery"
     __table_args__ = (
-        UniqueConstraint("msg_id", "endpoint_id"),
         Index("ix_delivery_due", "next_attempt_at"),
         Index("ix_delivery_endpoint_id_msg_id", "endpoint_id", "msg_id"),
     )

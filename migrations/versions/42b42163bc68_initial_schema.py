@@ -147,8 +147,7 @@ def upgrade():
     sa.Column('updated_at', api.extensions.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['endpoint_id'], ['endpoint.id'], name=op.f('fk_delivery_endpoint_id_endpoint'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['msg_id'], ['message.id'], name=op.f('fk_delivery_msg_id_message'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_delivery')),
-    sa.UniqueConstraint('msg_id', 'endpoint_id', name=op.f('uq_delivery_msg_id_endpoint_id'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_delivery'))
     )
     with op.batch_alter_table('delivery', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_delivery_app_id'), ['app_id'], unique=False)

@@ -1,0 +1,1 @@
+"""Celery tasks for endpoint recovery (filled in with the attempts API)."""
