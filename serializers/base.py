@@ -56,7 +56,9 @@ class ListQuery(BaseSchema):
     """Cursor pagination: `limit` 1..250 (default 50), `iterator` (leading `-`: previous page)."""
 
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 250))
-    iterator = fields.String(load_default=None, allow_none=True)
+    iterator = fields.String(
+        load_default=None, allow_none=True, validate=validate.Regexp(r"^[^\x00]*$")
+    )  # PostgreSQL cannot compare with a NUL byte: 422 instead of 500
     order = fields.String(load_default=None, validate=validate.OneOf(["ascending", "descending"]))
 
 

@@ -11,6 +11,8 @@ from api.models import Application, Endpoint, Message
 
 def find_application(org_id: str, app_id_or_uid: str) -> Application | None:
     """The org's application with that id or uid, or None."""
+    if "\x00" in app_id_or_uid:  # PostgreSQL rejects NUL bytes: no such row, not a 500
+        return None
     return db.session.scalar(
         select(Application).where(
             Application.org_id == org_id,
@@ -29,6 +31,8 @@ def get_application(org_id: str, app_id_or_uid: str) -> Application:
 
 def get_endpoint(app: Application, endpoint_id_or_uid: str) -> Endpoint:
     """The application's endpoint by id or uid, or 404."""
+    if "\x00" in endpoint_id_or_uid:
+        raise NotFound()
     endpoint = db.session.scalar(
         select(Endpoint).where(
             Endpoint.app_id == app.id,
@@ -42,6 +46,8 @@ def get_endpoint(app: Application, endpoint_id_or_uid: str) -> Endpoint:
 
 def get_message(app: Application, msg_id_or_event_id: str) -> Message:
     """The application's message by id or eventId, or 404."""
+    if "\x00" in msg_id_or_event_id:
+        raise NotFound()
     message = db.session.scalar(
         select(Message).where(
             Message.app_id == app.id,
