@@ -1,7 +1,80 @@
-"""The messages service (Svix v1). Filled in by its issue."""
+"""Messages (Svix v1): create, list, get (id or eventId), expunge content."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from flask import Response, jsonify
+from flask.typing import ResponseReturnValue
 from flask_smorest import Blueprint
 
+from api.auth import current_principal, require_auth
+from api.models import Message
+from api.services import messages
+from serializers.messages import (
+    MessageIn,
+    MessageListOut,
+    MessageListQuery,
+    MessageOut,
+    WithContentQuery,
+)
+
 blp = Blueprint("messages", __name__, url_prefix="/api/v1", description="Messages")
+
+# `payload` depends on `with_content`, so the views dump with one of these and return a Response
+# (flask-smorest passes a Response through untouched; the decorators still document the schema).
+_SCHEMAS = {True: MessageOut(with_content=True), False: MessageOut(with_content=False)}
+
+
+def _json(body: Any, status: int) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+@blp.route("/app/<app_id>/msg", methods=["POST"])
+@require_auth
+@blp.arguments(MessageIn)
+@blp.arguments(WithContentQuery, location="query")
+@blp.response(202, MessageOut)
+def create_message(data: dict[str, Any], query: dict[str, Any], app_id: str) -> ResponseReturnValue:
+    """Send a message to the app's matching endpoints; `application` creates a missing app."""
+    message = messages.create_message(current_principal().org_id, app_id, data)
+    return _json(_SCHEMAS[query["with_content"]].dump(message), 202)
+
+
+@blp.route("/app/<app_id>/msg", methods=["GET"])
+@require_auth
+@blp.arguments(MessageListQuery, location="query")
+@blp.response(200, MessageListOut)
+def list_messages(query: dict[str, Any], app_id: str) -> ResponseReturnValue:
+    """The app's messages, newest first; filters: channel, tag, before, after, event_types."""
+    with_content = query.pop("with_content")
+    page = messages.list_messages(current_principal().org_id, app_id, **query)
+    items: list[Message] = page.data
+    body = {
+        "data": _SCHEMAS[with_content].dump(items, many=True),
+        "iterator": page.iterator,
+        "prevIterator": page.prev_iterator,
+        "done": page.done,
+    }
+    return _json(body, 200)
+
+
+@blp.route("/app/<app_id>/msg/<msg_id>", methods=["GET"])
+@require_auth
+@blp.arguments(WithContentQuery, location="query")
+@blp.response(200, MessageOut)
+def get_message(query: dict[str, Any], app_id: str, msg_id: str) -> ResponseReturnValue:
+    """One message by id or eventId."""
+    message = messages.fetch_message(current_principal().org_id, app_id, msg_id)
+    return _json(_SCHEMAS[query["with_content"]].dump(message), 200)
+
+
+@blp.route("/app/<app_id>/msg/<msg_id>/content", methods=["DELETE"])
+@require_auth
+@blp.response(204)
+def expunge_content(app_id: str, msg_id: str) -> ResponseReturnValue:
+    """Delete the message's payload now (it then reads as `{"expired": true}`)."""
+    messages.expunge_message_content(current_principal().org_id, app_id, msg_id)
+    return "", 204

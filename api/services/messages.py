@@ -1,0 +1,178 @@
+"""Messages: ingest (message + its deliveries in one transaction, publish after), read, expunge."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, exists, func, literal, select
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.expression import type_coerce
+
+from api.errors import Conflict, NotFound, Unprocessable
+from api.extensions import db
+from api.ids import boundary_id, is_id, new_id
+from api.models import Application, Delivery, Endpoint, Message
+from api.models.common import utcnow
+from api.pagination import Page, paginate
+from api.services import outbox
+from api.services.lookup import find_application, get_application, get_message
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RETENTION_DAYS = 90
+APP_NOT_FOUND = "Application not found"
+
+
+def endpoint_matches(endpoint: Endpoint, event_type: str, channels: Sequence[str] | None) -> bool:
+    """Svix's automatic-delivery filter: enabled, event type allowed, a channel in common."""
+    if endpoint.disabled:
+        return False
+    if endpoint.event_types and event_type not in endpoint.event_types:
+        return False
+    if endpoint.channels:  # a message without channels never reaches a channel-filtered endpoint
+        return bool(channels) and not set(endpoint.channels).isdisjoint(channels)
+    return True
+
+
+def _retention(data: dict[str, Any]) -> timedelta:
+    if data.get("payload_retention_hours"):
+        return timedelta(hours=data["payload_retention_hours"])
+    return timedelta(days=data.get("payload_retention_period") or DEFAULT_RETENTION_DAYS)
+
+
+def _new_application(org_id: str, path_value: str, spec: dict[str, Any] | None) -> Application:
+    """The application described by MessageIn.application, added (not committed), or 404."""
+    if spec is None:
+        raise NotFound(APP_NOT_FOUND)
+    if spec.get("uid") != path_value:
+        raise Unprocessable.at(
+            ["body", "application", "uid"],
+            "application.uid must equal the application id or uid used in the path",
+        )
+    if is_id(path_value, "app"):
+        raise Unprocessable.at(
+            ["body", "application", "uid"],
+            "Uids are not allowed to have the same prefix as the ID. Prefix with _?",
+        )
+    app = Application(
+        id=new_id("app"), org_id=org_id, uid=path_value, name=spec["name"],
+        throttle_rate=spec.get("throttle_rate"), metadata_=spec.get("metadata") or {},
+    )
+    db.session.add(app)
+    return app
+
+
+def _violated(exc: IntegrityError, constraint: str) -> bool:
+    diag = getattr(exc.orig, "diag", None)
+    name = getattr(diag, "constraint_name", None)
+    return name == constraint if name else constraint.split("_", 1)[1] in str(exc.orig)
+
+
+def _commit_keeping_state() -> None:
+    """Commit without expiring loaded objects: the response and the publish need no reload."""
+    session = db.session()
+    previous, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = previous
+
+
+def _insert_message(org_id: str, app_id_or_uid: str, data: dict[str, Any]) -> tuple[
+    Message, list[Delivery]
+]:
+    """Message + one leased delivery per matching endpoint, committed together."""
+    app = find_application(org_id, app_id_or_uid)
+    endpoints: Sequence[Endpoint] = ()
+    if app is None:
+        app = _new_application(org_id, app_id_or_uid, data.get("application"))
+    else:
+        endpoints = db.session.scalars(
+            select(Endpoint).where(Endpoint.app_id == app.id, Endpoint.disabled.is_(False))
+        ).all()
+    now = utcnow()
+    message = Message(
+        id=new_id("msg", now.timestamp()), app_id=app.id, org_id=org_id,
+        event_id=data.get("event_id"), event_type=data["event_type"],
+        payload=data["payload_text"], channels=data.get("channels"), tags=data.get("tags"),
+        expiration=now + _retention(data), created_at=now,
+    )
+    db.session.add(message)
+    db.session.flush()  # no ORM relationship orders message before delivery: insert it first
+    deliveries = [
+        outbox.add_delivery(message, endpoint) for endpoint in endpoints
+        if endpoint_matches(endpoint, message.event_type, message.channels)
+    ]
+    _commit_keeping_state()
+    return message, deliveries
+
+
+def create_message(org_id: str, app_id_or_uid: str, data: dict[str, Any]) -> Message:
+    """Store a message (auto-creating its app if asked), then publish its deliveries."""
+    for attempt in range(2):
+        try:
+            message, deliveries = _insert_message(org_id, app_id_or_uid, data)
+            break
+        except IntegrityError as exc:
+            db.session.rollback()
+            if _violated(exc, "uq_message_app_id_event_id"):
+                raise Conflict() from None
+            if attempt == 0 and _violated(exc, "uq_application_org_id_uid"):
+                continue  # a concurrent request created the app first: use it
+            raise
+    outbox.publish(deliveries)
+    return message
+
+
+def _json_array_contains(column: Any, value: str) -> ColumnElement[bool]:
+    """`value` is an element of the JSON array in `column` (JSONB @> on PostgreSQL)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return type_coerce(column, JSONB).contains([value])
+    items = func.json_each(column).table_valued("value")
+    return exists(select(literal(1)).select_from(items).where(items.c.value == value))
+
+
+def list_messages(
+    org_id: str,
+    app_id_or_uid: str,
+    *,
+    limit: int,
+    iterator: str | None = None,
+    channel: str | None = None,
+    tag: str | None = None,
+    before: datetime | None = None,
+    after: datetime | None = None,
+    event_types: Sequence[str] | None = None,
+) -> Page:
+    """A page of the app's messages, newest first; ids are time-sortable, so time bounds are
+    id bounds on the (app_id, id) index."""
+    app = get_application(org_id, app_id_or_uid)
+    query: Select[Any] = select(Message).where(Message.app_id == app.id)
+    if before is not None:
+        query = query.where(Message.id < boundary_id("msg", before))
+    if after is not None:
+        query = query.where(Message.id > boundary_id("msg", after, upper=True))
+    if event_types:
+        query = query.where(Message.event_type.in_(list(event_types)))
+    if channel:
+        query = query.where(_json_array_contains(Message.channels, channel))
+    if tag:
+        query = query.where(_json_array_contains(Message.tags, tag))
+    return paginate(query, Message.id, limit, iterator, descending=True)
+
+
+def fetch_message(org_id: str, app_id_or_uid: str, msg_id_or_event_id: str) -> Message:
+    """The app's message by id or eventId, or 404."""
+    return get_message(get_application(org_id, app_id_or_uid), msg_id_or_event_id)
+
+
+def expunge_message_content(org_id: str, app_id_or_uid: str, msg_id_or_event_id: str) -> None:
+    """Delete the stored payload now; reads with content then show `{"expired": true}`."""
+    message = fetch_message(org_id, app_id_or_uid, msg_id_or_event_id)
+    message.payload = None
+    db.session.commit()
+    logger.info("message.expunged", extra={"msg_id": message.id, "app_id": message.app_id})

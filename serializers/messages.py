@@ -1,0 +1,138 @@
+"""Message schemas: MessageIn (create), MessageOut, and the list/get query strings."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from marshmallow import ValidationError, fields, post_load, validate, validates_schema
+from webargs.fields import DelimitedList
+
+from serializers.base import (
+    CHANNEL_PATTERN,
+    UID_PATTERN,
+    BaseSchema,
+    ListQuery,
+    UTCDateTime,
+    channels_field,
+    list_response,
+    uid_field,
+)
+
+TAG_PATTERN = r"^[a-zA-Z0-9\-_./\\#]+$"
+EXPIRED_PAYLOAD: dict[str, Any] = {"expired": True}
+
+
+def _unique(items: list[str] | None) -> list[str] | None:
+    """Drop repeated items, keeping the first occurrence (sets on the wire)."""
+    return list(dict.fromkeys(items)) if items is not None else None
+
+
+class MessageApplicationIn(BaseSchema):
+    """The `application` of MessageIn: created with the message when the path app is missing."""
+
+    name = fields.String(required=True, validate=validate.Length(min=1))
+    uid = uid_field(allow_none=True, load_default=None)
+    throttle_rate = fields.Integer(
+        data_key="throttleRate", allow_none=True, load_default=None,
+        validate=validate.Range(1, 65535),
+    )
+    metadata = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+
+
+class MessageIn(BaseSchema):
+    """A message to send; `payload` must be a JSON object."""
+
+    event_type = fields.String(
+        data_key="eventType", required=True,
+        validate=[validate.Length(1, 256), validate.Regexp(UID_PATTERN)],
+    )
+    payload = fields.Dict(keys=fields.String(), required=True)
+    event_id = uid_field(data_key="eventId", allow_none=True, load_default=None)
+    channels = channels_field(allow_none=True, load_default=None)
+    tags = fields.List(
+        fields.String(validate=[validate.Length(1, 128), validate.Regexp(TAG_PATTERN)]),
+        validate=validate.Length(max=5), allow_none=True, load_default=None,
+    )
+    application = fields.Nested(MessageApplicationIn, allow_none=True, load_default=None)
+    payload_retention_period = fields.Integer(
+        data_key="payloadRetentionPeriod", allow_none=True, load_default=None,
+        validate=validate.Range(1, 90),
+    )
+    payload_retention_hours = fields.Integer(
+        data_key="payloadRetentionHours", allow_none=True, load_default=None,
+        validate=validate.Range(1, 2160),
+    )
+
+    @validates_schema
+    def _exclusive_retention(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("payload_retention_period") and data.get("payload_retention_hours"):
+            raise ValidationError(
+                "payloadRetentionPeriod and payloadRetentionHours are mutually exclusive",
+                "payloadRetentionHours",
+            )
+
+    @post_load
+    def _serialize_payload(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Serialise the payload once: this exact text is stored, sent and signed."""
+        try:
+            data["payload_text"] = json.dumps(
+                data.pop("payload"), separators=(",", ":"), ensure_ascii=False, allow_nan=False
+            )
+        except ValueError:
+            raise ValidationError("Payload must be valid JSON (no NaN or Infinity)",
+                                  "payload") from None
+        data["channels"] = _unique(data["channels"])
+        data["tags"] = _unique(data["tags"])
+        return data
+
+
+class MessageOut(BaseSchema):
+    """A message; `payload` is `{}` without content and `{"expired": true}` once purged."""
+
+    id = fields.String(required=True)
+    event_type = fields.String(data_key="eventType", required=True)
+    payload = fields.Method("_dump_payload", required=True, metadata={"type": "object"})
+    event_id = fields.String(data_key="eventId", allow_none=True)
+    channels = fields.List(fields.String(), allow_none=True)
+    tags = fields.List(fields.String(), allow_none=True)
+    timestamp = UTCDateTime(attribute="created_at", required=True)
+
+    def __init__(self, *, with_content: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.with_content = with_content
+
+    def _dump_payload(self, message: Any) -> dict[str, Any]:
+        if not self.with_content:
+            return {}
+        if message.payload is None:
+            return dict(EXPIRED_PAYLOAD)
+        loaded: dict[str, Any] = json.loads(message.payload)
+        return loaded
+
+
+class WithContentQuery(BaseSchema):
+    """`with_content` (default true): include payloads in the response."""
+
+    with_content = fields.Boolean(load_default=True)
+
+
+class MessageListQuery(ListQuery, WithContentQuery):
+    """Filters of GET /app/{app_id}/msg; list values such as event_types are comma-joined."""
+
+    class Meta(ListQuery.Meta):
+        exclude = ("order",)
+
+    channel = fields.String(
+        load_default=None, validate=[validate.Length(1, 128), validate.Regexp(CHANNEL_PATTERN)]
+    )
+    tag = fields.String(
+        load_default=None, validate=[validate.Length(1, 128), validate.Regexp(TAG_PATTERN)]
+    )
+    before = UTCDateTime(load_default=None)
+    after = UTCDateTime(load_default=None)
+    # no load_default: apispec cannot render a None default of a DelimitedList
+    event_types = DelimitedList(fields.String(validate=validate.Length(1, 256)))
+
+
+MessageListOut = list_response(MessageOut, "ListResponseMessageOut")
