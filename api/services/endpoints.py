@@ -1,0 +1,221 @@
+"""Endpoints: CRUD, upsert, signing-secret get/rotate and custom headers (one commit each)."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from api.errors import BadRequest, Conflict, NotFound, Unprocessable
+from api.extensions import db
+from api.models import Application, Endpoint
+from api.models.common import utcnow
+from api.pagination import Page, paginate
+from api.services.event_types import check_event_types
+from api.services.lookup import get_application, get_endpoint
+
+logger = logging.getLogger(__name__)
+
+ENDPOINT_CONFLICT = "An endpoint with that id or uid already exists"
+UID_RE = re.compile(r"^[a-zA-Z0-9\-_.]{1,256}$")
+FIELDS = (
+    "url", "description", "uid", "throttle_rate", "disabled", "event_types", "channels",
+    "metadata_",
+)
+SENSITIVE_HEADERS = frozenset((
+    "x-auth-token", "x-api-key", "www-authenticate", "authorization", "proxy-authenticate",
+    "proxy-authorization",
+))
+MAX_OLD_KEYS = 10
+DEFAULT_GRACE_SECONDS = 86400
+
+
+def generate_secret() -> str:
+    """A new signing secret: `whsec_` + base64 of 24 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode("ascii")
+
+
+def fetch_endpoint(org_id: str, app_id_or_uid: str, endpoint_id_or_uid: str) -> Endpoint:
+    """The org's endpoint, both path values by id or uid, or 404."""
+    return get_endpoint(get_application(org_id, app_id_or_uid), endpoint_id_or_uid)
+
+
+def _check(org_id: str, app: Application, data: dict[str, Any], current: Endpoint | None) -> None:
+    """Event types must be live; the uid must be free within the app."""
+    if data.get("event_types"):
+        check_event_types(org_id, data["event_types"])
+    uid = data.get("uid")
+    if uid is not None:
+        other = db.session.scalar(
+            select(Endpoint).where(Endpoint.app_id == app.id, Endpoint.uid == uid)
+        )
+        if other is not None and other is not current:
+            raise Conflict(ENDPOINT_CONFLICT)
+
+
+def _apply(endpoint: Endpoint, data: dict[str, Any]) -> None:
+    for name in FIELDS:
+        if name in data:
+            value = data[name]
+            setattr(endpoint, name, {} if name == "metadata_" and value is None else value)
+    if data.get("disabled") is False:  # re-enabled: restart the auto-disable clock
+        endpoint.first_failure_at = None
+
+
+def _commit() -> None:
+    try:
+        db.session.commit()
+    except IntegrityError:  # a concurrent request took the uid
+        db.session.rollback()
+        raise Conflict(ENDPOINT_CONFLICT) from None
+
+
+def _new_endpoint(app: Application, data: dict[str, Any]) -> Endpoint:
+    endpoint = Endpoint(
+        app_id=app.id, secret=data.get("secret") or generate_secret(),
+        headers=merge_headers({}, data.get("headers") or {}), old_keys=[],
+    )
+    db.session.add(endpoint)
+    return endpoint
+
+
+def create_endpoint(org_id: str, app_id_or_uid: str, data: dict[str, Any]) -> Endpoint:
+    """Create an endpoint; a secret is generated unless `data["secret"]` is given."""
+    app = get_application(org_id, app_id_or_uid)
+    _check(org_id, app, data, None)
+    endpoint = _new_endpoint(app, data)
+    _apply(endpoint, data)
+    _commit()
+    logger.info("endpoint.created", extra={"app_id": app.id, "endpoint_id": endpoint.id})
+    return endpoint
+
+
+def list_endpoints(
+    org_id: str, app_id_or_uid: str, limit: int, iterator: str | None, order: str | None = None
+) -> Page:
+    """One page of the app's endpoints, newest first unless `order=ascending`."""
+    app = get_application(org_id, app_id_or_uid)
+    query = select(Endpoint).where(Endpoint.app_id == app.id)
+    return paginate(query, Endpoint.id, limit, iterator, descending=order != "ascending")
+
+
+def upsert_endpoint(
+    org_id: str, app_id_or_uid: str, endpoint_id_or_uid: str, data: dict[str, Any]
+) -> tuple[Endpoint, bool]:
+    """Replace the endpoint's fields, or create it (new id and secret); a path value that is
+    not an `ep_` id becomes the uid unless the body has one. Returns (endpoint, created)."""
+    app = get_application(org_id, app_id_or_uid)
+    try:
+        endpoint: Endpoint | None = get_endpoint(app, endpoint_id_or_uid)
+    except NotFound:
+        endpoint = None
+    path_uid = None if endpoint_id_or_uid.startswith("ep_") else endpoint_id_or_uid
+    if path_uid is not None and not UID_RE.match(path_uid):
+        raise Unprocessable.at(["path", "endpoint_id"], "Not a valid id or uid.")
+    data = dict(data)
+    if data.get("uid") is None and path_uid is not None:
+        data["uid"] = path_uid
+    _check(org_id, app, data, endpoint)
+    created = endpoint is None
+    if endpoint is None:
+        endpoint = _new_endpoint(app, data)
+    _apply(endpoint, data)
+    _commit()
+    return endpoint, created
+
+
+def patch_endpoint(
+    org_id: str, app_id_or_uid: str, endpoint_id_or_uid: str, data: dict[str, Any]
+) -> Endpoint:
+    """Update only the fields present (null clears uid, throttleRate, eventTypes, channels)."""
+    app = get_application(org_id, app_id_or_uid)
+    endpoint = get_endpoint(app, endpoint_id_or_uid)
+    _check(org_id, app, data, endpoint)
+    _apply(endpoint, data)
+    _commit()
+    return endpoint
+
+
+def delete_endpoint(org_id: str, app_id_or_uid: str, endpoint_id_or_uid: str) -> None:
+    """Delete the endpoint (its deliveries and attempts cascade)."""
+    endpoint = fetch_endpoint(org_id, app_id_or_uid, endpoint_id_or_uid)
+    db.session.delete(endpoint)
+    db.session.commit()
+    logger.info("endpoint.deleted", extra={"endpoint_id": endpoint.id})
+
+
+def _expiration(old_key: dict[str, str]) -> datetime:
+    try:
+        moment = datetime.fromisoformat(old_key["expiration"])
+    except (KeyError, TypeError, ValueError):
+        return datetime.min.replace(tzinfo=UTC)  # unreadable: treat as expired
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def rotate_endpoint_secret(
+    org_id: str, app_id_or_uid: str, endpoint_id_or_uid: str,
+    key: str | None = None, grace_period_seconds: int | None = None,
+) -> str:
+    """Make `key` (or a new secret) current; the old one stays valid for the grace period.
+
+    Expired old keys are pruned; more than 10 live old keys is 400 `limit_reached`.
+    """
+    endpoint = fetch_endpoint(org_id, app_id_or_uid, endpoint_id_or_uid)
+    grace = DEFAULT_GRACE_SECONDS if grace_period_seconds is None else grace_period_seconds
+    now = utcnow()
+    live = [k for k in endpoint.old_keys if _expiration(k) > now]
+    if grace > 0:
+        if len(live) >= MAX_OLD_KEYS:
+            raise BadRequest(
+                "limit_reached",
+                "You can only rotate a key 10 times; please wait for old keys to expire "
+                "or rotate with gracePeriodSeconds=0.",
+            )
+        expires = (now + timedelta(seconds=grace)).isoformat()
+        live = [{"key": endpoint.secret, "expiration": expires}, *live]
+    endpoint.old_keys = live
+    endpoint.secret = key or generate_secret()
+    db.session.commit()
+    logger.info("endpoint.secret_rotated", extra={"endpoint_id": endpoint.id, "grace": grace})
+    return endpoint.secret
+
+
+def split_headers(headers: dict[str, str]) -> dict[str, Any]:
+    """`{"headers": non-sensitive headers, "sensitive": names whose values are withheld}`."""
+    visible = {k: v for k, v in headers.items() if k.lower() not in SENSITIVE_HEADERS}
+    return {"headers": visible, "sensitive": sorted(set(headers) - set(visible))}
+
+
+def merge_headers(
+    current: dict[str, str], changes: dict[str, str | None], remove: list[str] | None = None
+) -> dict[str, str]:
+    """Header names are case-insensitive: a change replaces any spelling; None deletes."""
+    merged = dict(current)
+    for name in [*(remove or []), *changes]:
+        for existing in [k for k in merged if k.lower() == name.lower()]:
+            del merged[existing]
+    merged.update({k: v for k, v in changes.items() if v is not None})
+    return merged
+
+
+def get_endpoint_headers(
+    org_id: str, app_id_or_uid: str, endpoint_id_or_uid: str
+) -> dict[str, Any]:
+    """The endpoint's custom headers, sensitive values withheld."""
+    return split_headers(fetch_endpoint(org_id, app_id_or_uid, endpoint_id_or_uid).headers)
+
+
+def update_endpoint_headers(
+    org_id: str, app_id_or_uid: str, endpoint_id_or_uid: str,
+    headers: dict[str, str | None], remove: list[str] | None = None, replace: bool = False,
+) -> None:
+    """Replace (`replace=True`) or merge the endpoint's custom headers."""
+    endpoint = fetch_endpoint(org_id, app_id_or_uid, endpoint_id_or_uid)
+    endpoint.headers = merge_headers({} if replace else endpoint.headers, headers, remove)
+    db.session.commit()
