@@ -1,0 +1,111 @@
+"""Idempotent message creation: `idempotency-key` replays the first 2xx response."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+import pytest
+import requests
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from api.extensions import db
+from api.models import Application, Message, Organization
+from tests.e2e.conftest import api_token, live_server  # noqa: F401  (fixtures)
+
+Headers = dict[str, str]
+BODY = {"eventType": "order.paid", "payload": {"order": 42}}
+
+
+@pytest.fixture
+def application(auth_token: str) -> Application:
+    """A committed application with uid `shop` in the test org."""
+    org_id = db.session.scalar(select(Organization.id).where(Organization.name == "test-org"))
+    app = Application(org_id=org_id, name="Shop", uid="shop")
+    db.session.add(app)
+    db.session.commit()
+    return app
+
+
+def post(client: FlaskClient, headers: Headers, key: str, app_id: str = "shop") -> Any:
+    """POST BODY with an idempotency key."""
+    return client.post(f"/api/v1/app/{app_id}/msg", json=BODY,
+                       headers={**headers, "idempotency-key": key})
+
+
+def count_messages() -> int:
+    """Messages in the database."""
+    return db.session.scalar(select(func.count()).select_from(Message))
+
+
+def test_create_message_same_key_replays_first_response(
+    client: FlaskClient, auth_headers: Headers, application: Application
+) -> None:
+    key = uuid.uuid4().hex
+    first, second = post(client, auth_headers, key), post(client, auth_headers, key)
+    assert first.status_code == second.status_code == 202
+    assert first.get_json() == second.get_json()
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert count_messages() == 1
+
+
+def test_create_message_different_key_creates_new_message(
+    client: FlaskClient, auth_headers: Headers, application: Application
+) -> None:
+    first = post(client, auth_headers, uuid.uuid4().hex).get_json()["id"]
+    second = post(client, auth_headers, uuid.uuid4().hex).get_json()["id"]
+    assert first != second
+    assert count_messages() == 2
+
+
+def test_create_message_error_response_is_not_cached(
+    client: FlaskClient, auth_headers: Headers, auth_token: str
+) -> None:
+    key = uuid.uuid4().hex
+    assert post(client, auth_headers, key, app_id="later").status_code == 404
+    org_id = db.session.scalar(select(Organization.id).where(Organization.name == "test-org"))
+    db.session.add(Application(org_id=org_id, name="Later", uid="later"))
+    db.session.commit()
+    retried = post(client, auth_headers, key, app_id="later")
+    assert retried.status_code == 202
+    assert "Idempotent-Replayed" not in retried.headers
+
+
+def test_create_message_same_key_other_token_is_not_replayed(
+    client: FlaskClient, auth_headers: Headers, application: Application
+) -> None:
+    key = uuid.uuid4().hex
+    post(client, auth_headers, key)
+    other = client.post("/api/v1/app/shop/msg", json=BODY, headers={"idempotency-key": key})
+    assert other.status_code == 401  # the key is scoped to the caller's Authorization
+
+
+def test_create_message_concurrent_duplicates_create_one_message(
+    app: Flask, live_server: str, api_token: str  # noqa: F811
+) -> None:
+    with app.app_context():
+        org_id = db.session.scalar(select(Organization.id).where(Organization.name == "e2e"))
+        db.session.add(Application(org_id=org_id, name="Shop", uid="shop"))
+        db.session.commit()
+    headers = {"Authorization": f"Bearer {api_token}", "idempotency-key": uuid.uuid4().hex}
+    barrier = threading.Barrier(2)
+    results: list[requests.Response] = []
+
+    def send() -> None:
+        barrier.wait()
+        results.append(requests.post(f"{live_server}/api/v1/app/shop/msg", json=BODY,
+                                     headers=headers, timeout=10))
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=15)
+    assert [r.status_code for r in results] == [202, 202]
+    assert results[0].json()["id"] == results[1].json()["id"]
+    with app.app_context():
+        assert count_messages() == 1
+        db.session.remove()
