@@ -1,1 +1,17 @@
-"""Celery tasks for endpoint recovery (filled in with the attempts API)."""
+"""Celery task for endpoint recovery: a thin wrapper around api.services.recovery."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from api.services import recovery
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name=recovery.RECOVER_TASK, acks_late=True)
+def recover_endpoint(task_id: str) -> int:
+    """Resend what failed to reach the task's endpoint; idempotent (a finished task is a no-op)."""
+    return recovery.run_recovery(task_id)
