@@ -1,0 +1,199 @@
+"""Attempt services: recovery selection and idempotency, destination status, stats windows."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from api.errors import ApiError
+from api.extensions import db
+from api.models import (
+    Application,
+    BackgroundTask,
+    Delivery,
+    Endpoint,
+    MessageStatus,
+    Organization,
+    TriggerType,
+)
+from api.models.common import utcnow
+from api.services import destinations, recovery
+from api.services.attempts import payload_available, resend_message
+from tests.api.test_attempts import add_attempt, add_delivery, add_endpoint, add_message
+
+HOUR = 3600.0
+
+
+@pytest.fixture
+def application(db_session: object) -> Application:
+    """An application of a fresh org."""
+    org = Organization(name="svc-org")
+    db.session.add(org)
+    db.session.flush()
+    app = Application(org_id=org.id, name="Svc", uid="svc")
+    db.session.add(app)
+    db.session.commit()
+    return app
+
+
+@pytest.fixture
+def endpoint(application: Application) -> Endpoint:
+    """The endpoint being recovered."""
+    return add_endpoint(application, uid="target")
+
+
+@pytest.fixture
+def enqueued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    """Tasks published by name (kept in memory)."""
+    calls: list[tuple[Any, ...]] = []
+    fake = lambda name, *args: calls.append((name, *args)) or True  # noqa: E731
+    monkeypatch.setattr("api.services.outbox.enqueue", fake)
+    monkeypatch.setattr("api.services.recovery.enqueue", fake)
+    return calls
+
+
+def failed_once(app: Application, endpoint: Endpoint, ago: float, **fields: Any) -> Any:
+    """A message whose delivery to the endpoint failed `ago` seconds ago."""
+    message = add_message(app, ago=ago + 1, **fields)
+    add_attempt(add_delivery(message, endpoint, MessageStatus.FAIL), MessageStatus.FAIL, 500,
+                ago=ago)
+    return message
+
+
+def manual_deliveries(endpoint: Endpoint) -> list[Delivery]:
+    """The endpoint's MANUAL deliveries."""
+    return list(db.session.scalars(select(Delivery).where(
+        Delivery.endpoint_id == endpoint.id, Delivery.trigger_type == TriggerType.MANUAL)))
+
+
+def start(app: Application, endpoint: Endpoint, days: float = 2) -> BackgroundTask:
+    """Start a recovery of the last `days` days."""
+    since = utcnow() - timedelta(days=days)
+    return recovery.start_recovery(app.org_id, app.uid or "", endpoint.id, since, None)
+
+
+def test_run_recovery_resends_only_messages_still_failing_in_window(
+    application: Application, endpoint: Endpoint, enqueued: list[tuple[Any, ...]]
+) -> None:
+    wanted = failed_once(application, endpoint, ago=HOUR)
+    recovered = failed_once(application, endpoint, ago=2 * HOUR)
+    add_attempt(add_delivery(recovered, endpoint, MessageStatus.SUCCESS), MessageStatus.SUCCESS,
+                ago=HOUR)
+    failed_once(application, endpoint, ago=72 * HOUR)  # before the window
+    failed_once(application, endpoint, ago=HOUR, payload=None)  # nothing left to send
+    failed_once(application, add_endpoint(application), ago=HOUR)  # another endpoint
+    task = start(application, endpoint)
+    assert enqueued == [("herald.recover_endpoint", task.id)]
+
+    assert recovery.run_recovery(task.id) == 1
+    resent = manual_deliveries(endpoint)
+    assert [d.msg_id for d in resent] == [wanted.id]
+    assert resent[0].status == MessageStatus.SENDING and resent[0].lease_token
+    assert enqueued[1:] == [("herald.deliver", resent[0].id, resent[0].lease_token)]
+    refreshed = db.session.get(BackgroundTask, task.id)
+    assert refreshed.status == "finished" and refreshed.data["resent"] == 1
+
+
+def test_run_recovery_twice_resends_once(
+    application: Application, endpoint: Endpoint, enqueued: list[tuple[Any, ...]]
+) -> None:
+    failed_once(application, endpoint, ago=HOUR)
+    task = start(application, endpoint)
+    assert recovery.run_recovery(task.id) == 1
+    assert recovery.run_recovery(task.id) == 0
+    assert len(manual_deliveries(endpoint)) == 1
+
+
+def test_run_recovery_of_disabled_endpoint_sends_nothing(
+    application: Application, endpoint: Endpoint, enqueued: list[tuple[Any, ...]]
+) -> None:
+    failed_once(application, endpoint, ago=HOUR)
+    task = start(application, endpoint)
+    endpoint.disabled = True
+    db.session.commit()
+    assert recovery.run_recovery(task.id) == 0
+    assert manual_deliveries(endpoint) == []
+    assert db.session.get(BackgroundTask, task.id).status == "finished"
+
+
+def test_run_recovery_marks_task_failed_when_endpoint_is_gone(
+    application: Application, enqueued: list[tuple[Any, ...]]
+) -> None:
+    task = BackgroundTask(org_id=application.org_id, task="endpoint.recover",
+                          data={"endpointId": "ep_missing"})
+    db.session.add(task)
+    db.session.commit()
+    assert recovery.run_recovery(task.id) == 0
+    assert db.session.get(BackgroundTask, task.id).status == "failed"
+    assert recovery.run_recovery("qtask_unknown") == 0
+
+
+def test_recoverable_messages_caps_and_orders_by_id(
+    application: Application, endpoint: Endpoint
+) -> None:
+    first = failed_once(application, endpoint, ago=3 * HOUR)
+    failed_once(application, endpoint, ago=2 * HOUR)
+    since, until = utcnow() - timedelta(days=1), utcnow()
+    query = recovery.recoverable_messages(endpoint.id, since, until, limit=1)
+    assert [m.id for m in db.session.scalars(query)] == [first.id]
+
+
+@pytest.mark.parametrize(
+    ("statuses", "expected"),
+    [
+        ([MessageStatus.FAIL, MessageStatus.SUCCESS, MessageStatus.SENDING], MessageStatus.SENDING),
+        ([MessageStatus.FAIL, MessageStatus.SUCCESS], MessageStatus.SUCCESS),
+        ([MessageStatus.FAIL, MessageStatus.CANCELED], MessageStatus.FAIL),
+        ([MessageStatus.CANCELED], MessageStatus.CANCELED),
+        ([MessageStatus.PENDING, MessageStatus.FAIL], MessageStatus.PENDING),
+    ],
+)
+def test_destination_status_takes_most_active_delivery(
+    application: Application, endpoint: Endpoint, statuses: list[int], expected: int
+) -> None:
+    message = add_message(application)
+    for status in statuses:
+        add_delivery(message, endpoint, status)
+    page = destinations.list_attempted_destinations(
+        application.org_id, "svc", message.id, limit=10, iterator=None)
+    assert [v.status for v in page.data] == [expected]
+    stats = destinations.endpoint_stats(application.org_id, "svc", "target", None, None)
+    assert stats[MessageStatus(expected).name.lower()] == 1 and sum(stats.values()) == 1
+
+
+def test_stats_window_defaults_to_last_28_days() -> None:
+    since, until = destinations.stats_window(None, None)
+    assert until - since == timedelta(days=28)
+    assert abs((until - utcnow()).total_seconds()) < 5
+
+
+@pytest.mark.parametrize(
+    ("since_days_ago", "until_days_ago"), [(30, 0), (1, 2), (1, 1), (0, -1)]
+)
+def test_stats_window_rejects_invalid_ranges(since_days_ago: int, until_days_ago: int) -> None:
+    now = utcnow()
+    with pytest.raises(ApiError) as raised:
+        destinations.stats_window(now - timedelta(days=since_days_ago),
+                                  now - timedelta(days=until_days_ago))
+    assert (raised.value.status, raised.value.code) == (400, "invalid_range")
+
+
+def test_payload_available_needs_payload_and_unexpired_retention(
+    application: Application,
+) -> None:
+    assert payload_available(add_message(application))
+    assert not payload_available(add_message(application, payload=None))
+    past = utcnow() - timedelta(minutes=1)
+    assert not payload_available(add_message(application, expiration=past))
+
+
+def test_resend_message_to_disabled_endpoint_returns_none(
+    application: Application, enqueued: list[tuple[Any, ...]]
+) -> None:
+    message = add_message(application)
+    off = add_endpoint(application, disabled=True)
+    assert resend_message(application.org_id, "svc", message.id, off.id) is None
+    assert manual_deliveries(off) == [] and enqueued == []
