@@ -52,6 +52,9 @@ def test_overrides(**extra: object) -> dict[str, object]:
     }
 
 
+test_overrides.__test__ = False  # type: ignore[attr-defined]  (a helper, not a test)
+
+
 @pytest.fixture(scope="session")
 def app() -> Iterator[Flask]:
     """The app on a freshly migrated test database (migrations run once per session)."""
