@@ -68,7 +68,8 @@ class _EventTypeBody(BaseSchema):
         """Cloud's `featureFlags` list and OSS's `featureFlag` share one column."""
         if "feature_flags" in data:
             flags = data.pop("feature_flags")
-            data.setdefault("feature_flag", flags[0] if flags else None)
+            if data.get("feature_flag") is None:
+                data["feature_flag"] = flags[0] if flags else None
         return data
 
 
