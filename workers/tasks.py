@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import shared_task
+from celery.signals import worker_process_init
 
 from api.extensions import get_redis
 
 logger = logging.getLogger(__name__)
+
+DISPATCH_QUEUE = "herald.dispatch"  # its own queue: a deep delivery backlog must not delay it
+
+
+@worker_process_init.connect
+def _reset_connections(**_: Any) -> None:
+    """A prefork child must not share the parent's database sockets."""
+    import sys
+
+    from api.extensions import db
+
+    main = sys.modules.get("workers.main")
+    if main is not None:
+        with main.flask_app.app_context():
+            db.engine.dispose(close=False)
 
 
 @shared_task(name="herald.ping", acks_late=True)
@@ -16,3 +33,28 @@ def ping(token: str) -> str:
     """Record that a worker ran a task inside the app context (used by health and tests)."""
     get_redis().set(f"herald:ping:{token}", "pong", ex=300)
     return token
+
+
+@shared_task(name="herald.deliver", acks_late=True)
+def deliver(delivery_id: str, lease_token: str) -> str:
+    """One attempt of a leased delivery (a stale token makes it a no-op)."""
+    from api.services.delivery import deliver as deliver_once
+
+    return deliver_once(delivery_id, lease_token)
+
+
+@shared_task(name="herald.dispatch_due", acks_late=True, queue=DISPATCH_QUEUE, expires=30)
+def dispatch_due() -> int:
+    """Claim due deliveries and publish them (run by beat every DISPATCH_INTERVAL s)."""
+    from api.services.dispatch import dispatch_due as dispatch
+
+    return dispatch()
+
+
+@shared_task(name="herald.purge_expired_payloads", acks_late=True, queue=DISPATCH_QUEUE,
+             expires=3000)
+def purge_expired_payloads() -> int:
+    """Null the payloads of expired messages (hourly)."""
+    from api.services.retention import purge_expired_payloads as purge
+
+    return purge()

@@ -1,0 +1,285 @@
+"""deliver(): one attempt against a real loopback receiver, recorded and fenced on the lease."""
+
+# ruff: noqa: F811  (the receiver fixture is imported from the e2e conftest)
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import standardwebhooks
+from flask import Flask
+from freezegun import freeze_time
+from svix.webhooks import Webhook
+
+from api.extensions import db
+from api.models import (
+    Application,
+    Delivery,
+    Endpoint,
+    Message,
+    MessageAttempt,
+    MessageStatus,
+    Organization,
+    TriggerType,
+)
+from api.models.common import utcnow
+from api.services import outbox
+from api.services.delivery import USER_AGENT, Job, deliver, load_job, record_outcome
+from api.services.ssrf import Outcome
+from tests.e2e.conftest import Receiver, receiver  # noqa: F401  (fixture)
+
+SECRET = "whsec_" + base64.b64encode(b"s" * 24).decode()
+OLD_SECRET = "whsec_" + base64.b64encode(b"o" * 24).decode()
+PAYLOAD = json.dumps({"type": "user.created", "name": "Zoë"}, separators=(",", ":"))
+
+
+def seed(
+    url: str, *, payload: str | None = PAYLOAD, trigger: TriggerType = TriggerType.SCHEDULED,
+    commit: bool = True, **endpoint_fields: Any,
+) -> Delivery:
+    """An org, app, endpoint and message plus one leased delivery (outbox-made)."""
+    org = Organization(name=f"org-{utcnow().timestamp()}-{id(endpoint_fields)}")
+    db.session.add(org)
+    db.session.flush()
+    app = Application(org_id=org.id, name="app")
+    db.session.add(app)
+    db.session.flush()
+    fields = {"secret": SECRET, "old_keys": [], "headers": {}, **endpoint_fields}
+    endpoint = Endpoint(app_id=app.id, url=url, **fields)
+    message = Message(app_id=app.id, org_id=org.id, event_type="user.created", payload=payload,
+                      expiration=utcnow() + timedelta(days=90))
+    db.session.add_all([endpoint, message])
+    db.session.flush()
+    delivery = outbox.add_delivery(message, endpoint, trigger)
+    if commit:  # committed (a SAVEPOINT here): a rollback inside deliver() keeps it
+        db.session.commit()
+    else:
+        db.session.flush()
+    return delivery
+
+
+def attempts_of(delivery_id: str) -> list[MessageAttempt]:
+    return list(db.session.scalars(
+        db.select(MessageAttempt).where(MessageAttempt.delivery_id == delivery_id)))
+
+
+def fresh(delivery_id: str) -> Delivery:
+    db.session.expire_all()
+    row = db.session.get(Delivery, delivery_id)
+    assert row is not None
+    return row
+
+
+def test_deliver_success_sends_signed_exact_body(db_session: object, receiver: Receiver) -> None:
+    d = seed(receiver.url, headers={"X-Custom": "yes", "User-Agent": "spoof"})
+    d_id, msg_id, token = d.id, d.msg_id, d.lease_token
+    assert deliver(d_id, token) == "success"
+    got = receiver.requests[0]
+    assert got.body == PAYLOAD.encode()
+    assert got.headers["content-type"] == "application/json"
+    assert got.headers["user-agent"] == USER_AGENT
+    assert got.headers["x-custom"] == "yes"
+    assert got.headers["svix-id"] == got.headers["webhook-id"] == msg_id
+    Webhook(SECRET).verify(got.body, got.headers)
+    standardwebhooks.Webhook(SECRET).verify(got.body, got.headers)
+    row = fresh(d_id)
+    assert (row.status, row.next_attempt_at, row.lease_token) == (0, None, None)
+    assert row.attempt_count == 1
+    [attempt] = attempts_of(d_id)
+    assert (attempt.status, attempt.response_status_code, attempt.response) == (0, 200, "ok")
+    assert attempt.next_attempt_at is None and attempt.response_duration_ms >= 0
+
+
+def test_deliver_signs_with_every_live_key(db_session: object, receiver: Receiver) -> None:
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    d = seed(receiver.url, old_keys=[{"key": OLD_SECRET, "expiration": later}])
+    deliver(d.id, d.lease_token)
+    got = receiver.requests[0]
+    assert len(got.headers["webhook-signature"].split()) == 2
+    for key in (SECRET, OLD_SECRET):
+        Webhook(key).verify(got.body, got.headers)
+        standardwebhooks.Webhook(key).verify(got.body, got.headers)
+
+
+def test_deliver_stale_token_sends_nothing(db_session: object, receiver: Receiver) -> None:
+    d = seed(receiver.url)
+    assert deliver(d.id, "not-the-token") == "stale"
+    assert receiver.requests == [] and fresh(d.id).attempt_count == 0
+
+
+def test_deliver_failure_schedules_retry_and_starts_failure_clock(
+    db_session: object, receiver: Receiver
+) -> None:
+    receiver.status = 500
+    d = seed(receiver.url)
+    before = utcnow()
+    assert deliver(d.id, d.lease_token) == "retry"
+    row = fresh(d.id)
+    assert row.status == MessageStatus.SENDING and row.lease_token is None
+    assert row.next_attempt_at is not None
+    latest = utcnow() + timedelta(seconds=6.1)
+    assert before + timedelta(seconds=3.9) <= row.next_attempt_at <= latest
+    [attempt] = attempts_of(d.id)
+    assert attempt.status == 2 and attempt.response_status_code == 500
+    assert attempt.next_attempt_at == row.next_attempt_at
+    assert db.session.get(Endpoint, row.endpoint_id).first_failure_at is not None  # type: ignore[union-attr]
+
+
+def test_deliver_redirect_is_a_failure_not_followed(db_session: object, receiver: Receiver) -> None:
+    receiver.status = 302
+    d = seed(receiver.url)
+    assert deliver(d.id, d.lease_token) == "retry"
+    assert len(receiver.requests) == 1
+
+
+def test_deliver_manual_failure_is_final(db_session: object, receiver: Receiver) -> None:
+    receiver.status = 503
+    d = seed(receiver.url, trigger=TriggerType.MANUAL)
+    assert deliver(d.id, d.lease_token) == "failed"
+    row = fresh(d.id)
+    assert (row.status, row.next_attempt_at) == (MessageStatus.FAIL, None)
+
+
+def test_deliver_exhausted_schedule_is_final(
+    app: Flask, db_session: object, receiver: Receiver
+) -> None:
+    receiver.status = 500
+    d = seed(receiver.url)
+    d.attempt_count = len(app.config["RETRY_SCHEDULE"])
+    db.session.commit()
+    assert deliver(d.id, d.lease_token) == "failed"
+    assert fresh(d.id).status == MessageStatus.FAIL
+
+
+def test_deliver_timeout_records_status_zero(
+    app: Flask, db_session: object, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(app.config, "REQUEST_TIMEOUT", 0.3)
+    receiver.delay = 1.0
+    d = seed(receiver.url)
+    assert deliver(d.id, d.lease_token) == "retry"
+    [attempt] = attempts_of(d.id)
+    assert attempt.response_status_code == 0 and "timeout" in attempt.response
+    assert fresh(d.id).next_attempt_at >= utcnow() + timedelta(seconds=47)  # type: ignore[operator]
+
+
+def test_deliver_refuses_loopback_without_whitelist(
+    app: Flask, db_session: object, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(app.config, "WHITELIST_SUBNETS", [])
+    d = seed(receiver.url)
+    assert deliver(d.id, d.lease_token) == "retry"
+    [attempt] = attempts_of(d.id)
+    assert attempt.response_status_code == 0 and "loopback" in attempt.response
+    assert receiver.requests == []
+
+
+@pytest.mark.parametrize("case", ["disabled", "purged"])
+def test_deliver_skips_disabled_endpoint_or_purged_payload(
+    db_session: object, receiver: Receiver, case: str
+) -> None:
+    d = seed(receiver.url, payload=None if case == "purged" else PAYLOAD,
+             disabled=case == "disabled")
+    assert deliver(d.id, d.lease_token) in ("disabled", "payload_expired")
+    row = fresh(d.id)
+    assert (row.status, row.next_attempt_at) == (MessageStatus.CANCELED, None)
+    assert receiver.requests == [] and attempts_of(d.id) == []
+
+
+def test_deliver_parks_when_endpoint_concurrency_is_full(
+    app: Flask, db_session: object, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(app.config, "ENDPOINT_CONCURRENCY", 1)
+    d = seed(receiver.url)
+    from api.extensions import get_redis
+    from api.services.throttle import acquire_slot, release_slot
+
+    assert acquire_slot(get_redis(), d.endpoint_id, "someone", 1, 30)
+    try:
+        assert deliver(d.id, d.lease_token) == "busy"
+    finally:
+        release_slot(get_redis(), d.endpoint_id, "someone")
+    row = fresh(d.id)
+    assert row.attempt_count == 0 and row.lease_token is None and row.next_attempt_at > utcnow()  # type: ignore[operator]
+    assert receiver.requests == []
+
+
+def test_deliver_throttled_endpoint_parks_without_counting_attempt(
+    db_session: object, receiver: Receiver
+) -> None:
+    from api.extensions import get_redis
+    from api.services.throttle import reserve_slot
+
+    first, second = seed(receiver.url, throttle_rate=1), seed(receiver.url)
+    second.endpoint_id = first.endpoint_id
+    db.session.commit()
+    assert deliver(first.id, first.lease_token) == "success"
+    assert reserve_slot(get_redis(), first.endpoint_id, "other", 1.0) > 0.5  # next slot taken
+    assert deliver(second.id, second.lease_token) == "throttled"  # its slot is ~2 s away
+    row = fresh(second.id)
+    assert row.attempt_count == 0 and row.lease_token is None
+    assert utcnow() + timedelta(seconds=1) < row.next_attempt_at < utcnow() + timedelta(seconds=2.5)  # type: ignore[operator]
+    assert len(receiver.requests) == 1
+
+
+def _job(d: Delivery, trigger: int = TriggerType.SCHEDULED) -> Job:
+    return Job(d.id, d.lease_token or "", d.msg_id, d.app_id, d.endpoint_id, "http://x", trigger,
+               d.attempt_count, b"{}", [SECRET], {}, None)
+
+
+def test_record_outcome_retry_after_and_429_penalty(db_session: object) -> None:
+    d = seed("http://127.0.0.1:9/")
+    now = datetime(2026, 5, 1, tzinfo=UTC)
+    with freeze_time(now):
+        record_outcome(_job(d), Outcome(429, "", 3, retry_after="100"), now)
+    assert fresh(d.id).next_attempt_at == now + timedelta(seconds=100)
+
+
+def test_record_outcome_stale_lease_writes_nothing(db_session: object) -> None:
+    d = seed("http://127.0.0.1:9/")
+    job = _job(d)
+    d.lease_token = "someone-else"
+    db.session.commit()
+    assert record_outcome(job, Outcome(200, "ok", 1)) == "stale"
+    assert attempts_of(d.id) == []
+
+
+def test_record_outcome_auto_disables_after_continuous_failure(
+    app: Flask, db_session: object
+) -> None:
+    start = datetime(2026, 5, 1, tzinfo=UTC)
+    limit = app.config["ENDPOINT_DISABLE_AFTER"]
+    d = seed("http://127.0.0.1:9/")
+    endpoint_id = d.endpoint_id
+    for offset, expect_disabled in ((0, False), (limit - 60, False), (limit + 1, True)):
+        moment = start + timedelta(seconds=offset)
+        with freeze_time(moment):
+            d = seed("http://127.0.0.1:9/")
+            d.endpoint_id = endpoint_id
+            db.session.commit()
+            record_outcome(_job(d), Outcome(500, "", 1), moment)
+        db.session.expire_all()
+        endpoint = db.session.get(Endpoint, endpoint_id)
+        assert endpoint is not None and endpoint.first_failure_at == start
+        assert endpoint.disabled is expect_disabled
+
+
+def test_record_outcome_success_resets_failure_clock(db_session: object) -> None:
+    d = seed("http://127.0.0.1:9/", first_failure_at=utcnow() - timedelta(days=1))
+    record_outcome(_job(d), Outcome(204, "", 1))
+    db.session.expire_all()
+    assert db.session.get(Endpoint, d.endpoint_id).first_failure_at is None  # type: ignore[union-attr]
+
+
+def test_load_job_renews_lease(app: Flask, db_session: object) -> None:
+    d = seed("http://127.0.0.1:9/")
+    d.next_attempt_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    job = load_job(d.id, d.lease_token or "")
+    assert isinstance(job, Job) and job.body == PAYLOAD.encode()
+    renewed = utcnow() + timedelta(seconds=app.config["LEASE_SECONDS"] - 5)
+    assert fresh(d.id).next_attempt_at > renewed  # type: ignore[operator]

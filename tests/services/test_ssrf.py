@@ -1,0 +1,83 @@
+"""SSRF guard: non-public ranges refused unless whitelisted; the checked address is used."""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from api.services.ssrf import DestinationBlocked, blocked_reason, post, resolve_checked
+
+LOOPBACK = [ipaddress.ip_network("127.0.0.0/8")]
+
+
+@pytest.mark.parametrize("address,reason", [
+    ("10.0.0.1", "private"), ("172.16.5.4", "private"), ("192.168.1.1", "private"),
+    ("127.0.0.1", "loopback"), ("169.254.169.254", "link-local"), ("100.64.0.1", "shared"),
+    ("0.0.0.0", "unspecified"), ("224.0.0.1", "multicast"), ("240.0.0.1", "reserved"),
+    ("192.0.2.10", "documentation"), ("198.18.0.1", "benchmarking"),
+    ("::1", "loopback"), ("fd12::1", "unique-local"), ("fe80::1", "link-local"),
+    ("2002:a00:1::1", "6to4"), ("64:ff9b::a00:1", "NAT64"), ("::ffff:10.0.0.1", "private"),
+    ("2001:db8::1", "documentation"), ("::", "unspecified"),
+])
+def test_blocked_reason_names_the_range(address: str, reason: str) -> None:
+    assert blocked_reason(ipaddress.ip_address(address)) == reason
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111"])
+def test_blocked_reason_allows_public_addresses(address: str) -> None:
+    assert blocked_reason(ipaddress.ip_address(address)) is None
+
+
+def test_whitelist_allows_a_blocked_range() -> None:
+    assert blocked_reason(ipaddress.ip_address("127.0.0.5"), LOOPBACK) is None
+    assert blocked_reason(ipaddress.ip_address("10.0.0.5"), LOOPBACK) == "private"
+
+
+def test_resolve_checked_refuses_localhost_without_whitelist() -> None:
+    with pytest.raises(DestinationBlocked, match="loopback"):
+        resolve_checked("localhost", 80)
+    assert "127.0.0.1" in resolve_checked("127.0.0.1", 80, LOOPBACK)
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, list[str]]]:
+    """A loopback server that records the Host header of each POST."""
+    hosts: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            hosts.append(self.headers.get("host", ""))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://localhost:{httpd.server_port}/hook", hosts
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_post_refuses_loopback_without_whitelist(server: tuple[str, list[str]]) -> None:
+    url, hosts = server
+    outcome = post(url, b"{}", {}, 5.0, whitelist=[])
+    assert outcome.status_code == 0
+    assert "loopback" in outcome.response and "refused" in outcome.response
+    assert hosts == []
+
+
+def test_post_connects_to_checked_address_keeping_host_header(
+    server: tuple[str, list[str]],
+) -> None:
+    url, hosts = server
+    allowed = [*LOOPBACK, ipaddress.ip_network("::1/128")]
+    outcome = post(url, b"{}", {}, 5.0, whitelist=allowed)
+    assert outcome.status_code == 204 and outcome.ok
+    assert hosts and hosts[0].startswith("localhost:")
