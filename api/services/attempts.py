@@ -13,7 +13,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from api.errors import BadRequest, NotFound
 from api.extensions import db
-from api.ids import boundary_id, id_timestamp
+from api.ids import EPOCH, boundary_id, id_timestamp
 from api.models import Delivery, Message, MessageAttempt, TriggerType
 from api.models.common import utcnow
 from api.pagination import Page, paginate
@@ -24,6 +24,14 @@ logger = logging.getLogger(__name__)
 
 LIST_WINDOW = timedelta(days=90)  # Svix lists at most 90 days around the anchor time
 STATUS_CODE_CLASS_WIDTH = 100
+# ids encode 2014-05-13 .. ~2150 (5-byte KSUID time): clamping changes no result, avoids overflow
+ID_TIME_MIN = datetime.fromtimestamp(EPOCH, UTC) + LIST_WINDOW
+ID_TIME_MAX = datetime(2150, 1, 1, tzinfo=UTC)
+
+
+def clamp_moment(moment: datetime) -> datetime:
+    """The moment, moved into the range that ids can encode (with room for the list window)."""
+    return min(max(moment, ID_TIME_MIN), ID_TIME_MAX)
 
 
 def id_bounds(
@@ -35,9 +43,11 @@ def id_bounds(
 ) -> list[Any]:
     """WHERE clauses keeping ids in (after, before) and within 90 days of the anchor time."""
     # anchor: the iterator's time, else `before`, else `after`, else now (as Svix's lists do)
+    before = clamp_moment(before) if before else None
+    after = clamp_moment(after) if after else None
     cursor_ts = id_timestamp(iterator.lstrip("-")) if iterator else None
     if cursor_ts is not None:
-        anchor = datetime.fromtimestamp(cursor_ts, tz=UTC)
+        anchor = clamp_moment(datetime.fromtimestamp(cursor_ts, tz=UTC))
     else:
         anchor = before or after or utcnow()
     clauses = [column > boundary_id(prefix, after or anchor - LIST_WINDOW, upper=True)]

@@ -14,7 +14,7 @@ from api.ids import boundary_id
 from api.models import Delivery, Endpoint, Message, MessageStatus
 from api.models.common import utcnow
 from api.pagination import Page, paginate
-from api.services.attempts import id_bounds, message_filters
+from api.services.attempts import clamp_moment, id_bounds, message_filters
 from api.services.lookup import get_application, get_endpoint, get_message
 
 STATS_DEFAULT = timedelta(days=28)
@@ -109,8 +109,8 @@ def list_attempted_destinations(
 def stats_window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
     """The [since, until) window of a stats query (default: the last 28 days), or 400."""
     now = utcnow()
-    until = until or now
-    since = since or until - STATS_DEFAULT
+    until = clamp_moment(until or now)
+    since = clamp_moment(since) if since else until - STATS_DEFAULT
     if since >= until or until - since > STATS_MAX or until > now + CLOCK_SLACK:
         raise BadRequest("invalid_range", "The range must be at most 28 days, in the past, "
                                           "with since before until.")

@@ -20,6 +20,7 @@ from api.models import (
 )
 from api.models.common import utcnow
 from api.services import outbox
+from api.services.attempts import clamp_moment
 from api.services.lookup import get_application, get_endpoint
 from api.services.queue import enqueue
 
@@ -35,7 +36,7 @@ def start_recovery(
 ) -> BackgroundTask:
     """Record a running `endpoint.recover` task, commit, then enqueue its worker task."""
     endpoint = get_endpoint(get_application(org_id, app_id), endpoint_id)
-    until = until or utcnow()
+    since, until = clamp_moment(since), clamp_moment(until or utcnow())
     task = BackgroundTask(
         org_id=org_id, task=TASK_TYPE, status="running",
         data={"appId": endpoint.app_id, "endpointId": endpoint.id,

@@ -479,3 +479,46 @@ def test_get_stats_rejects_invalid_range_with_400(
     response = get(client, auth_headers, "app/shop/endpoint/ep-a/stats", **params)
     assert response.status_code == 400
     assert response.get_json()["code"] == "invalid_range"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"before": "0001-01-01T00:00:00Z"}, {"after": "9999-12-31T00:00:00Z"},
+     {"before": "2200-01-01T00:00:00Z"}, {"after": "0001-01-01T00:00:00+05:00"},
+     {"iterator": "atmpt_zzzzzzzzzzzzzzzzzzzzzzzzzzz"}, {"iterator": "-"}],
+)
+def test_list_routes_with_extreme_dates_or_iterators_never_500(
+    client: FlaskClient, auth_headers: Headers, history: dict[str, Any], params: dict[str, Any]
+) -> None:
+    for path in ("app/shop/attempt/endpoint/ep-a", "app/shop/attempt/msg/evt-1",
+                 "app/shop/endpoint/ep-a/msg", "app/shop/msg/evt-1/endpoint"):
+        response = get(client, auth_headers, path, **params)
+        assert response.status_code in (200, 422), (path, response.get_json())
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"until": "0001-01-05T00:00:00Z"}, {"since": "9999-12-01T00:00:00Z"},
+     {"since": "0001-01-01T00:00:00Z", "until": "0001-01-02T00:00:00Z"}],
+)
+def test_get_stats_with_extreme_dates_never_500(
+    client: FlaskClient, auth_headers: Headers, endpoint: Endpoint, params: dict[str, Any]
+) -> None:
+    response = get(client, auth_headers, "app/shop/endpoint/ep-a/stats", **params)
+    assert response.status_code in (200, 400)
+
+
+@pytest.mark.parametrize(
+    "body", [{"since": "9999-12-30T00:00:00Z"},
+             {"since": "0001-01-01T00:00:00Z", "until": "0001-01-02T00:00:00Z"}],
+)
+def test_recover_with_extreme_dates_runs_without_error(
+    client: FlaskClient, auth_headers: Headers, history: dict[str, Any],
+    enqueued: list[tuple[Any, ...]], body: dict[str, Any],
+) -> None:
+    from api.services.recovery import run_recovery
+
+    response = client.post("/api/v1/app/shop/endpoint/ep-a/recover", json=body,
+                           headers=auth_headers)
+    assert response.status_code == 202
+    assert run_recovery(response.get_json()["id"]) == 0
