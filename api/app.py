@@ -44,7 +44,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     init_redis(app)
     init_celery(app)
-    openapi.init_app(app)
+    from api.errors import document_errors
+
+    document_errors(app, openapi)
     register_blueprints(app)
     register_request_hooks(app)
 

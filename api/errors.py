@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask, g, jsonify, request
 from flask.typing import ResponseReturnValue
+from flask_smorest import Api
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -91,6 +92,20 @@ def flatten_messages(messages: Any, loc: list[str | int]) -> list[dict[str, Any]
 def error_body(code: str, detail: str) -> dict[str, str]:
     """The {"code", "detail"} body."""
     return {"code": code, "detail": detail}
+
+
+def document_errors(app: Flask, api: Api) -> None:
+    """Initialise the OpenAPI extension with our error bodies instead of flask-smorest's."""
+    from serializers.base import HttpErrorOut, HttpValidationErrorOut
+
+    api.ERROR_SCHEMA = HttpErrorOut
+    api.init_app(app)
+    api.spec.components.response(  # type: ignore[union-attr]
+        "UNPROCESSABLE_ENTITY",
+        {"description": "Unprocessable Entity",
+         "content": {"application/json": {"schema": HttpValidationErrorOut}}},
+        lazy=True,
+    )
 
 
 def register_error_handlers(app: Flask) -> None:

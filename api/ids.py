@@ -30,7 +30,8 @@ def _decode(body: str) -> bytes:
 
 
 def _timestamp_bytes(seconds: float) -> bytes:
-    return max(0, round((seconds - EPOCH) * 256)).to_bytes(5, "big")
+    # clamped to the 5-byte range, so a far-past or far-future filter date is a valid bound
+    return min(max(0, round((seconds - EPOCH) * 256)), 2**40 - 1).to_bytes(5, "big")
 
 
 def new_id(prefix: str, at: float | None = None) -> str:

@@ -78,3 +78,24 @@ def list_response(item_schema: type[Schema], name: str) -> type[Schema]:
     return type(
         name, (ListResponse,), {"data": fields.List(fields.Nested(item_schema), required=True)}
     )
+
+
+class HttpErrorOut(BaseSchema):
+    """Svix's error body for every non-422 error: `{"code", "detail"}`."""
+
+    code = fields.String(required=True)
+    detail = fields.String(required=True)
+
+
+class ValidationErrorOut(BaseSchema):
+    """One validation error: where (`loc`, e.g. ["body", "url"]), what, and its type."""
+
+    loc = fields.List(fields.Raw(), required=True)
+    msg = fields.String(required=True)
+    type = fields.String(required=True)
+
+
+class HttpValidationErrorOut(BaseSchema):
+    """Svix's 422 body: `{"detail": [ValidationError, ...]}`."""
+
+    detail = fields.List(fields.Nested(ValidationErrorOut), required=True)

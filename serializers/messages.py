@@ -23,6 +23,16 @@ TAG_PATTERN = r"^[a-zA-Z0-9\-_./\\#]+$"
 EXPIRED_PAYLOAD: dict[str, Any] = {"expired": True}
 
 
+def storable(value: str) -> None:
+    """PostgreSQL text takes neither NUL nor lone surrogates: reject them (422, not a 500)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("Text must be valid UTF-8.") from None
+    if "\x00" in value:
+        raise ValidationError("Text must not contain NUL characters.")
+
+
 def _unique(items: list[str] | None) -> list[str] | None:
     """Drop repeated items, keeping the first occurrence (sets on the wire)."""
     return list(dict.fromkeys(items)) if items is not None else None
@@ -31,13 +41,16 @@ def _unique(items: list[str] | None) -> list[str] | None:
 class MessageApplicationIn(BaseSchema):
     """The `application` of MessageIn: created with the message when the path app is missing."""
 
-    name = fields.String(required=True, validate=validate.Length(min=1))
+    name = fields.String(required=True, validate=[validate.Length(min=1), storable])
     uid = uid_field(allow_none=True, load_default=None)
     throttle_rate = fields.Integer(
         data_key="throttleRate", allow_none=True, load_default=None,
         validate=validate.Range(1, 65535),
     )
-    metadata = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+    metadata = fields.Dict(
+        keys=fields.String(validate=storable), values=fields.String(validate=storable),
+        load_default=dict,
+    )
 
 
 class MessageIn(BaseSchema):
@@ -79,9 +92,10 @@ class MessageIn(BaseSchema):
             data["payload_text"] = json.dumps(
                 data.pop("payload"), separators=(",", ":"), ensure_ascii=False, allow_nan=False
             )
-        except ValueError:
-            raise ValidationError("Payload must be valid JSON (no NaN or Infinity)",
-                                  "payload") from None
+            data["payload_text"].encode("utf-8")  # NUL is escaped; lone surrogates are not
+        except (ValueError, UnicodeEncodeError):
+            raise ValidationError("Payload must be JSON in UTF-8 (no NaN, Infinity or lone "
+                                  "surrogates)", "payload") from None
         data["channels"] = _unique(data["channels"])
         data["tags"] = _unique(data["tags"])
         return data
@@ -132,7 +146,9 @@ class MessageListQuery(ListQuery, WithContentQuery):
     before = UTCDateTime(load_default=None)
     after = UTCDateTime(load_default=None)
     # no load_default: apispec cannot render a None default of a DelimitedList
-    event_types = DelimitedList(fields.String(validate=validate.Length(1, 256)))
+    event_types = DelimitedList(
+        fields.String(validate=[validate.Length(1, 256), validate.Regexp(UID_PATTERN)])
+    )
 
 
 MessageListOut = list_response(MessageOut, "ListResponseMessageOut")
