@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import aliased
@@ -51,7 +52,7 @@ def start_recovery(
 
 def recoverable_messages(
     endpoint_id: str, since: datetime, until: datetime, limit: int = RECOVER_LIMIT
-) -> Select[tuple[Message]]:
+) -> Select[Any]:
     """Messages with a failed attempt to the endpoint in [since, until) and no success there."""
     lower, upper = boundary_id("atmpt", since), boundary_id("atmpt", until)
     ok = aliased(MessageAttempt)
