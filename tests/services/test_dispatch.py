@@ -1,0 +1,95 @@
+"""dispatch_due(): claims due rows only, re-leases them, bounds in-flight work, skips locks."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from flask import Flask
+
+from api.extensions import db
+from api.models import Delivery, MessageStatus
+from api.models.common import utcnow
+from api.services import dispatch
+from tests.services.test_delivery import seed
+
+
+@pytest.fixture
+def published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
+    """Capture what the dispatcher publishes instead of sending it to Redis."""
+    sent: list[tuple[str, ...]] = []
+    monkeypatch.setattr(dispatch, "enqueue", lambda name, *args: sent.append((name, *args)))
+    return sent
+
+
+def _make(due: bool, leased: bool = False, status: int = MessageStatus.SENDING) -> str:
+    d = seed("http://127.0.0.1:9/")
+    d.status = status
+    d.next_attempt_at = utcnow() + timedelta(seconds=-5 if due else 300)
+    d.lease_token = "tok" if leased else None
+    if status != MessageStatus.SENDING:
+        d.next_attempt_at = None
+    db.session.commit()
+    return d.id
+
+
+def test_dispatch_due_claims_only_due_rows(
+    app: Flask, db_session: object, published: list[tuple[str, ...]]
+) -> None:
+    due, later = _make(due=True), _make(due=False)
+    done = _make(due=True, status=MessageStatus.SUCCESS)
+    assert dispatch.dispatch_due() == 1
+    [(name, delivery_id, token)] = published
+    assert (name, delivery_id) == ("herald.deliver", due)
+    db.session.expire_all()
+    row = db.session.get(Delivery, due)
+    assert row is not None and row.lease_token == token and len(token) == 32
+    lease = timedelta(seconds=app.config["LEASE_SECONDS"])
+    assert row.next_attempt_at > utcnow() + lease - timedelta(seconds=5)  # type: ignore[operator]
+    assert db.session.get(Delivery, later).lease_token is None  # type: ignore[union-attr]
+    assert db.session.get(Delivery, done).lease_token is None  # type: ignore[union-attr]
+
+
+def test_dispatch_due_reclaims_expired_lease_with_new_token(
+    db_session: object, published: list[tuple[str, ...]]
+) -> None:
+    stuck = _make(due=True, leased=True)  # its worker died: the lease ran out
+    assert dispatch.dispatch_due() == 1
+    assert published[0][1] == stuck and published[0][2] != "tok"
+
+
+def test_dispatch_due_respects_in_flight_cap(
+    app: Flask, db_session: object, published: list[tuple[str, ...]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(app.config, "DISPATCH_MAX_IN_FLIGHT", 3)
+    monkeypatch.setitem(app.config, "DISPATCH_BATCH", 2)
+    _make(due=False, leased=True)  # one lease still running
+    ids = {_make(due=True) for _ in range(4)}
+    assert dispatch.dispatch_due() == 2
+    assert dispatch.dispatch_due() == 0  # full: 3 in flight
+    assert {p[1] for p in published} <= ids
+
+
+def test_claim_skips_rows_locked_by_another_dispatcher(
+    app: Flask, committed_db: None, published: list[tuple[str, ...]]
+) -> None:
+    with app.app_context():
+        for _ in range(6):
+            _make(due=True)
+    with app.app_context():  # dispatcher A holds its claim open (not committed yet)
+        now = utcnow()
+        first = dispatch._claim_postgresql(now, now + timedelta(seconds=60), 4)
+        with app.app_context():  # dispatcher B, another session and connection
+            second = dispatch.claim_due(10)
+        db.session.commit()
+    assert len(first) == 4 and len(second) == 2
+    assert not {i for i, _ in first} & {i for i, _ in second}
+
+
+def test_claim_generic_path_matches(app: Flask, db_session: object) -> None:
+    due = _make(due=True)
+    _make(due=False)
+    now = utcnow()
+    claimed = dispatch._claim_generic(now, now + timedelta(seconds=60), 10)
+    assert [c[0] for c in claimed] == [due]
