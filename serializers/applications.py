@@ -11,13 +11,13 @@ from marshmallow import ValidationError, fields, pre_load, validate
 from serializers.base import BaseSchema, ListQuery, UTCDateTime, list_response, uid_field
 
 METADATA_MAX_BYTES = 4096
-CONTROL_CHARS = re.compile(r"[\x00-\x08]")
+CONTROL_CHARS = re.compile(r"[\x00-\x08\ud800-\udfff]")  # NUL; lone surrogates cannot be encoded
 
 
 def no_control_chars(value: str) -> None:
-    """Reject the control characters 0x00-0x08 (PostgreSQL cannot even store NUL)."""
+    """Reject control characters 0x00-0x08 and lone surrogates (PostgreSQL cannot store them)."""
     if CONTROL_CHARS.search(value):
-        raise ValidationError("Control characters 0x00-0x08 are not allowed.")
+        raise ValidationError("Control characters and unpaired surrogates are not allowed.")
 
 
 def prefixed_uid_field(prefix: str, **kwargs: Any) -> fields.String:

@@ -44,7 +44,8 @@ def check_url(value: str) -> None:
         raise ValidationError("Not a valid URL.") from None
     if scheme not in ("http", "https"):
         raise ValidationError("Endpoint URL schemes must be http or https")
-    if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in value):
+    if any(ord(char) <= 0x20 or ord(char) == 0x7F or 0xD800 <= ord(char) <= 0xDFFF
+           for char in value):
         raise ValidationError("Not a valid URL.")
     validate.URL(require_tld=False, schemes={"http", "https"}, error="Not a valid URL.")(value)
 
@@ -107,7 +108,7 @@ def _dedupe(data: dict[str, Any]) -> dict[str, Any]:
 class EndpointUpsertIn(BaseSchema):
     """Body of PUT /app/{app_id}/endpoint/{endpoint_id}: a full replacement."""
 
-    url = fields.String(required=True, validate=check_url)
+    url = fields.String(required=True, validate=[validate.Length(1, 65536), check_url])
     description = fields.String(load_default="", validate=no_control_chars)
     uid = prefixed_uid_field("ep", allow_none=True, load_default=None)
     throttle_rate = throttle_rate_field(load_default=None)
@@ -135,7 +136,7 @@ class EndpointIn(EndpointUpsertIn):
 class EndpointPatch(BaseSchema):
     """Body of PATCH: absent keys stay unchanged; null clears uid, throttleRate, filters."""
 
-    url = fields.String(validate=check_url)
+    url = fields.String(validate=[validate.Length(1, 65536), check_url])
     description = fields.String(validate=no_control_chars)
     uid = prefixed_uid_field("ep", allow_none=True)
     throttle_rate = throttle_rate_field()

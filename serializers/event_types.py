@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from jsonschema import Draft7Validator
@@ -11,17 +12,18 @@ from marshmallow import ValidationError, fields, post_load, validate
 from serializers.applications import no_control_chars
 from serializers.base import UID_PATTERN, BaseSchema, ListQuery, UTCDateTime, list_response
 
+UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 NAME_RULES = [validate.Length(1, 256), validate.Regexp(UID_PATTERN)]
 
 
-def _contains_nul(value: Any) -> bool:
-    """True when a JSON value holds a NUL character anywhere (JSONB cannot store it)."""
+def _unstorable(value: Any) -> bool:
+    """True when a JSON value holds NUL or a lone surrogate anywhere (JSONB cannot store it)."""
     if isinstance(value, str):
-        return "\x00" in value
+        return UNSTORABLE.search(value) is not None
     if isinstance(value, dict):
-        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+        return any(_unstorable(k) or _unstorable(v) for k, v in value.items())
     if isinstance(value, list):
-        return any(_contains_nul(v) for v in value)
+        return any(_unstorable(v) for v in value)
     return False
 
 
@@ -29,8 +31,8 @@ def check_schemas(value: dict[str, Any] | None) -> None:
     """Every version's value must be a valid JSON Schema (Draft 7)."""
     if value is None:
         return
-    if _contains_nul(value):
-        raise ValidationError("Schemas must not contain NUL characters.")
+    if _unstorable(value):
+        raise ValidationError("Schemas must not contain NUL characters or lone surrogates.")
     for version, schema in value.items():
         if not isinstance(schema, (dict, bool)):
             raise ValidationError(f"Schema for version {version!r} must be a JSON object.")

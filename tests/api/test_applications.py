@@ -103,6 +103,7 @@ def test_create_application_get_if_exists_creates_when_missing(
         ({"name": ""}, ["body", "name"]),
         ({"name": "x" * 257}, ["body", "name"]),
         ({"name": "bad\x00name"}, ["body", "name"]),
+        ({"name": "lone \ud800 surrogate"}, ["body", "name"]),
         ({"name": "a", "uid": "app_123"}, ["body", "uid"]),
         ({"name": "a", "uid": "has space"}, ["body", "uid"]),
         ({"name": "a", "throttleRate": 0}, ["body", "throttleRate"]),

@@ -117,6 +117,8 @@ def test_create_endpoint_accepts_legacy_filter_types(
         ({"secret": "whsec_short"}, ["body", "secret"], None),
         ({"secret": "whpk_" + SECRET[6:]}, ["body", "secret"], None),
         ({"description": "a\x00b"}, ["body", "description"], None),
+        ({"url": "https://example.com/\ud800"}, ["body", "url"], None),
+        ({"url": "https://example.com/" + "a" * 65536}, ["body", "url"], None),
         ({"headers": {"Content-Type": "x"}}, ["body", "headers"], None),
     ],
 )

@@ -37,7 +37,7 @@ def test_check_schemas_accepts_draft7(schemas: dict[str, Any] | None) -> None:
 @pytest.mark.parametrize(
     "schemas",
     [{"1": 3}, {"1": {"type": "nope"}}, {"1": {"required": "id"}}, {"1": {"pattern": "["}},
-     {"1": {"enum": ["\x00"]}}],
+     {"1": {"enum": ["\x00"]}}, {"1": {"title": "\udc00"}}],
 )
 def test_check_schemas_rejects_invalid(schemas: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
