@@ -108,7 +108,9 @@ def _dedupe(data: dict[str, Any]) -> dict[str, Any]:
 class EndpointUpsertIn(BaseSchema):
     """Body of PUT /app/{app_id}/endpoint/{endpoint_id}: a full replacement."""
 
-    url = fields.String(required=True, validate=[validate.Length(1, 65536), check_url])
+    url = fields.String(
+        required=True, validate=[validate.Length(1, 65536), check_url], metadata={"format": "uri"}
+    )
     description = fields.String(load_default="", validate=no_control_chars)
     uid = prefixed_uid_field("ep", allow_none=True, load_default=None)
     throttle_rate = throttle_rate_field(load_default=None)
@@ -136,7 +138,9 @@ class EndpointIn(EndpointUpsertIn):
 class EndpointPatch(BaseSchema):
     """Body of PATCH: absent keys stay unchanged; null clears uid, throttleRate, filters."""
 
-    url = fields.String(validate=[validate.Length(1, 65536), check_url])
+    url = fields.String(
+        validate=[validate.Length(1, 65536), check_url], metadata={"format": "uri"}
+    )
     description = fields.String(validate=no_control_chars)
     uid = prefixed_uid_field("ep", allow_none=True)
     throttle_rate = throttle_rate_field()
@@ -159,7 +163,7 @@ class EndpointOut(BaseSchema):
 
     id = fields.String(required=True)
     uid = fields.String(allow_none=True)
-    url = fields.String(required=True)
+    url = fields.String(required=True, metadata={"format": "uri"})
     description = fields.String(required=True)
     throttle_rate = fields.Integer(data_key="throttleRate", allow_none=True)
     disabled = fields.Boolean(required=True)
@@ -172,7 +176,7 @@ class EndpointOut(BaseSchema):
     metadata_ = fields.Dict(
         keys=fields.String(), values=fields.String(), data_key="metadata", required=True
     )
-    version = fields.Constant(1)
+    version = fields.Constant(1, metadata={"type": "integer", "description": "Deprecated."})
     created_at = UTCDateTime(data_key="createdAt", required=True)
     updated_at = UTCDateTime(data_key="updatedAt", required=True)
 

@@ -111,6 +111,7 @@ class EventTypeOut(BaseSchema):
     feature_flags = fields.Function(
         lambda obj: [obj.feature_flag] if obj.feature_flag else None,
         data_key="featureFlags", allow_none=True,
+        metadata={"type": "array", "items": {"type": "string"}},
     )
     created_at = UTCDateTime(data_key="createdAt", required=True)
     updated_at = UTCDateTime(data_key="updatedAt", required=True)
