@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from api.extensions import db
 from api.models import Endpoint
+from api.services import endpoints as endpoint_service
 from api.services.tokens import create_token
 
 Headers = dict[str, str]
@@ -143,6 +144,17 @@ def test_create_endpoint_duplicate_uid_returns_409_only_within_app(
     client.post("/api/v1/app", json={"name": "Two", "uid": "two"}, headers=auth_headers)
     other_app = post_endpoint(client, auth_headers, "/api/v1/app/two/endpoint", uid="main")
     assert other_app.status_code == 201
+
+
+def test_create_endpoint_unique_violation_returns_409_not_500(
+    client: FlaskClient, auth_headers: Headers, application: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    post_endpoint(client, auth_headers, uid="main")
+    monkeypatch.setattr(endpoint_service, "_check", lambda *args: None)  # lose the race
+    response = post_endpoint(client, auth_headers, uid="main")
+    assert response.status_code == 409
+    assert len(client.get(BASE, headers=auth_headers).get_json()["data"]) == 1
 
 
 def test_create_endpoint_unknown_or_foreign_app_returns_404(

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from api.errors import Unprocessable
 from api.extensions import db
 from api.models import EventType, Organization
+from api.services import event_types as event_type_service
 from api.services.event_types import check_event_types, missing_event_types
 from api.services.tokens import create_token
 
@@ -66,6 +67,15 @@ def test_create_event_type_archived_unarchives_and_overwrites(
     body = response.get_json()
     assert (body["archived"], body["deprecated"], body["description"]) == (False, False, "Again")
     assert body["schemas"] is None
+
+
+def test_create_event_type_unique_violation_returns_409_not_500(
+    client: FlaskClient, auth_headers: Headers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    post_type(client, auth_headers)
+    monkeypatch.setattr(event_type_service, "_find", lambda org_id, name: None)  # lose the race
+    response = post_type(client, auth_headers)
+    assert response.status_code == 409 and response.get_json()["code"] == "event_type_exists"
 
 
 @pytest.mark.parametrize(
