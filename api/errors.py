@@ -127,6 +127,10 @@ def register_error_handlers(app: Flask) -> None:
     def _http(exc: HTTPException) -> ResponseReturnValue:
         status = exc.code or 500
         data = getattr(exc, "data", None)  # webargs/flask-smorest attach parser messages here
+        if status == 400 and data and "json" in data.get("messages", {}):
+            # webargs' "Invalid JSON body": Svix answers 422 value_error.jsondecode
+            return jsonify({"detail": [{"loc": ["body"], "msg": "Invalid JSON body.",
+                                        "type": "value_error.jsondecode"}]}), 422
         if status == 422 and data and "messages" in data:
             items: list[dict[str, Any]] = []
             for location, messages in data["messages"].items():
@@ -138,6 +142,12 @@ def register_error_handlers(app: Flask) -> None:
         if status == 405 and exc.valid_methods:  # type: ignore[attr-defined]
             response.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
         return response, status
+
+    @app.errorhandler(RecursionError)
+    def _too_deep(exc: RecursionError) -> ResponseReturnValue:
+        # e.g. a JSON body of 50,000 nested arrays: the parser recurses past Python's limit
+        return jsonify({"detail": [{"loc": ["body"], "msg": "JSON nested too deeply.",
+                                    "type": "value_error.jsondecode"}]}), 422
 
     @app.errorhandler(Exception)
     def _unhandled(exc: Exception) -> ResponseReturnValue:

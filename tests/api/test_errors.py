@@ -48,17 +48,26 @@ def test_unhandled_exception_returns_json_500_with_request_id(
     assert response.headers["X-Request-Id"] == "req-123"
 
 
-def test_malformed_json_returns_json_4xx(client: FlaskClient, auth_headers: dict[str, str]) -> None:
-    response = client.post(
-        "/api/v1/auth/logout", data=b"{not json", content_type="application/json",
-        headers=auth_headers,
-    )
-    # logout reads no body; malformed JSON on routes with a body is covered per blueprint
-    assert response.status_code in (204, 400, 422)
-    assert response.status_code == 204 or response.is_json
-
-
 def test_flatten_messages_builds_svix_locations() -> None:
     items = flatten_messages({"url": ["bad"], "nested": {"x": ["worse"]}}, ["body"])
     assert {"loc": ["body", "url"], "msg": "bad", "type": "value_error"} in items
     assert {"loc": ["body", "nested", "x"], "msg": "worse", "type": "value_error"} in items
+
+
+def test_post_malformed_json_returns_422_jsondecode(
+    client: FlaskClient, auth_headers: dict[str, str]
+) -> None:
+    response = client.post("/api/v1/app", data=b'{"name": ', content_type="application/json",
+                           headers=auth_headers)
+    assert response.status_code == 422
+    assert response.get_json()["detail"][0]["type"] == "value_error.jsondecode"
+
+
+def test_post_deeply_nested_json_returns_422_not_500(
+    client: FlaskClient, auth_headers: dict[str, str]
+) -> None:
+    body = b"[" * 50_000 + b"]" * 50_000
+    response = client.post("/api/v1/app", data=body, content_type="application/json",
+                           headers=auth_headers)
+    assert response.status_code == 422
+    assert response.is_json
