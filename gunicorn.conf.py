@@ -53,10 +53,20 @@ def _usr2_old_master():
 
 
 def on_starting(server):
-    """Fail fast (before binding or forking) when the configuration is bad."""
-    from api.config import load_config
+    """Fail fast (before binding or forking) when the configuration is bad.
 
-    load_config()
+    api/config.py is loaded by path (it imports only the standard library): `import api.config`
+    would import the whole `api` package (Flask, SQLAlchemy, Celery) into the master, so workers
+    forked after a HUP would keep running that old code, and each USR2 master would spend ~2 s
+    importing the app before it even binds.
+    """
+    import importlib.util
+
+    path = os.path.join(_ROOT, "api", "config.py")
+    spec = importlib.util.spec_from_file_location("_herald_config_check", path)
+    config = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(config)
+    config.load_config()
 
 
 def pre_fork(server, worker):
@@ -70,9 +80,14 @@ def pre_fork(server, worker):
 
 
 def post_worker_init(worker):
-    """After the app is imported: the last new worker sends TERM to the old master."""
+    """After the app is imported: the last new worker sends TERM to the old master.
+
+    Not if this worker was told to stop while it was importing (`worker.alive` is cleared by
+    TERM/QUIT): its generation is being shut down (bin/deploy-usr2 timed out, or a sibling
+    worker failed to boot) and handing off now would stop both masters.
+    """
     old = _usr2_old_master()
-    if old is None:
+    if old is None or not worker.alive:
         return
     path = _handoff_counter(os.getppid())
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -84,7 +99,7 @@ def post_worker_init(worker):
         os.write(fd, b"%d" % booted)
     finally:
         os.close(fd)
-    if booted < worker.cfg.workers:
+    if booted < worker.cfg.workers or not worker.alive:
         return
     worker.log.info("USR2 hand-off: %d workers booted, SIGTERM to old master %d", booted, old)
     try:
