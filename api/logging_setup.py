@@ -45,5 +45,5 @@ def configure_logging(level: str = "INFO", json_output: bool = False) -> None:
     for name in ("api", "workers"):
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]
-        logger.setLevel(level)
+        logger.setLevel(level.upper())  # HERALD_LOG_LEVEL=warning also configures gunicorn
         logger.propagate = False

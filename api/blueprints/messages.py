@@ -34,8 +34,8 @@ def _json(body: Any, status: int) -> Response:
 
 @blp.route("/app/<app_id>/msg", methods=["POST"])
 @require_auth
-@blp.arguments(MessageIn)
-@blp.arguments(WithContentQuery, location="query")
+@blp.arguments(MessageIn())  # instances: webargs would build a schema per request
+@blp.arguments(WithContentQuery(), location="query")
 @blp.response(202, MessageOut)
 def create_message(data: dict[str, Any], query: dict[str, Any], app_id: str) -> ResponseReturnValue:
     """Send a message to the app's matching endpoints; `application` creates a missing app."""
@@ -45,7 +45,7 @@ def create_message(data: dict[str, Any], query: dict[str, Any], app_id: str) -> 
 
 @blp.route("/app/<app_id>/msg", methods=["GET"])
 @require_auth
-@blp.arguments(MessageListQuery, location="query")
+@blp.arguments(MessageListQuery(), location="query")
 @blp.response(200, MessageListOut)
 def list_messages(query: dict[str, Any], app_id: str) -> ResponseReturnValue:
     """The app's messages, newest first; filters: channel, tag, before, after, event_types."""
@@ -63,7 +63,7 @@ def list_messages(query: dict[str, Any], app_id: str) -> ResponseReturnValue:
 
 @blp.route("/app/<app_id>/msg/<msg_id>", methods=["GET"])
 @require_auth
-@blp.arguments(WithContentQuery, location="query")
+@blp.arguments(WithContentQuery(), location="query")
 @blp.response(200, MessageOut)
 def get_message(query: dict[str, Any], app_id: str, msg_id: str) -> ResponseReturnValue:
     """One message by id or eventId."""

@@ -17,7 +17,7 @@ def find_application(org_id: str, app_id_or_uid: str) -> Application | None:
         select(Application).where(
             Application.org_id == org_id,
             or_(Application.id == app_id_or_uid, Application.uid == app_id_or_uid),
-        ).order_by(Application.id == app_id_or_uid)  # an exact id match wins over a uid
+        ).order_by((Application.id == app_id_or_uid).desc())  # an exact id match wins over a uid
     )
 
 

@@ -221,9 +221,21 @@ def test_create_message_uses_constant_number_of_queries(
     assert post_message(client, auth_headers, "shop").status_code == 202
     selects = [s for s in statements if s.startswith("SELECT")]
     inserts = [s for s in statements if s.startswith("INSERT")]
-    assert len(selects) == 3  # token, application, endpoints
+    assert len(selects) == 2  # the token; the application with its endpoints
     assert len(inserts) == 2  # the message, then all five deliveries in one statement
     assert "INSERT INTO delivery" in inserts[1]
+
+
+def test_create_message_path_id_wins_over_another_apps_uid(
+    client: FlaskClient, auth_headers: Headers, application: Application, org_id: str
+) -> None:
+    decoy = Application(org_id=org_id, name="Decoy", uid=application.id)
+    db.session.add(decoy)
+    db.session.commit()
+    add_endpoint(decoy)
+    msg_id = post_message(client, auth_headers, application.id).get_json()["id"]
+    assert db.session.get(Message, msg_id).app_id == application.id
+    assert db.session.query(Delivery).filter_by(msg_id=msg_id).count() == 0
 
 
 def test_get_message_by_id_and_event_id(
@@ -290,10 +302,11 @@ def test_list_messages_newest_first_with_pagination(
 def test_list_messages_filters_event_types_channel_and_tag(
     client: FlaskClient, auth_headers: Headers, application: Application
 ) -> None:
-    a = post_message(client, auth_headers, "shop", eventType="a.b", channels=["eu"],
-                     tags=["vip"]).get_json()["id"]
-    b = post_message(client, auth_headers, "shop", eventType="c.d").get_json()["id"]
-    post_message(client, auth_headers, "shop", eventType="e.f", channels=["us"])
+    with freeze_time("2024-05-01T12:00:00Z", auto_tick_seconds=1):  # a distinct id tick each
+        a = post_message(client, auth_headers, "shop", eventType="a.b", channels=["eu"],
+                         tags=["vip"]).get_json()["id"]
+        b = post_message(client, auth_headers, "shop", eventType="c.d").get_json()["id"]
+        post_message(client, auth_headers, "shop", eventType="e.f", channels=["us"])
 
     def ids(query: str) -> list[str]:
         body = client.get(f"/api/v1/app/shop/msg?{query}", headers=auth_headers).get_json()
