@@ -6,13 +6,27 @@ import logging
 from typing import Any
 
 from celery import shared_task
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
 from api.extensions import get_redis
 
 logger = logging.getLogger(__name__)
 
 DISPATCH_QUEUE = "herald.dispatch"  # its own queue: a deep delivery backlog must not delay it
+
+
+@worker_init.connect
+def _no_cancel_without_kill(sender: Any = None, **_: Any) -> None:
+    """Pools that cannot kill a job (threads, solo) must not cancel on connection loss.
+
+    Celery would call `terminate_job` (NotImplementedError) and the consumer never recovers
+    from a Redis restart (measured in tests/e2e/test_faults.py). A task that keeps running
+    is harmless here: its writes are fenced on the lease token.
+    """
+    pool = getattr(sender, "pool_cls", None)
+    name = pool if isinstance(pool, str) else getattr(pool, "__module__", "")
+    if any(kind in str(name) for kind in ("thread", "solo")):
+        sender.app.conf.worker_cancel_long_running_tasks_on_connection_loss = False
 
 
 @worker_process_init.connect

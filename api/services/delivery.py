@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import bindparam, insert, select, text, update
 
 from api.config import ROOT
 from api.extensions import db, get_redis
+from api.ids import new_id
 from api.models import Delivery, Endpoint, Message, MessageAttempt, MessageStatus, TriggerType
 from api.models.common import utcnow
 from api.services import retry, throttle
@@ -58,53 +59,86 @@ class Job:
     keys: list[str]
     headers: dict[str, str]
     throttle_rate: int | None
+    first_failure_at: datetime | None = None
+
+
+DELIVERY, ENDPOINT, MESSAGE = Delivery.__table__, Endpoint.__table__, Message.__table__
 
 
 def _fenced(delivery_id: str, token: str, **values: object) -> bool:
     """Update the delivery only while this lease holds it; False when the lease is stale."""
     result = db.session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.lease_token == token,
-               Delivery.status == MessageStatus.SENDING)
-        .values(**values),
-        execution_options={"synchronize_session": False},
+        update(DELIVERY)
+        .where(DELIVERY.c.id == delivery_id, DELIVERY.c.lease_token == token,
+               DELIVERY.c.status == MessageStatus.SENDING)
+        .values(**values)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+_LOAD = (
+    select(DELIVERY.c.msg_id, DELIVERY.c.trigger_type, DELIVERY.c.attempt_count,
+           DELIVERY.c.next_attempt_at, ENDPOINT.c.id.label("endpoint_id"), ENDPOINT.c.app_id,
+           ENDPOINT.c.url, ENDPOINT.c.secret, ENDPOINT.c.old_keys, ENDPOINT.c.headers,
+           ENDPOINT.c.throttle_rate, ENDPOINT.c.disabled, ENDPOINT.c.first_failure_at,
+           MESSAGE.c.payload)
+    .select_from(DELIVERY.join(ENDPOINT, ENDPOINT.c.id == DELIVERY.c.endpoint_id)
+                 .join(MESSAGE, MESSAGE.c.id == DELIVERY.c.msg_id))
+    .where(DELIVERY.c.id == bindparam("delivery_id"), DELIVERY.c.lease_token == bindparam("token"),
+           DELIVERY.c.status == MessageStatus.SENDING)
+)
+
+# PostgreSQL: fenced update + attempt insert in one round trip. Asynchronous commit: losing
+# this commit in a database crash only means the attempt is made (and recorded) again.
+_RECORD_PG = text("""
+WITH cfg AS (SELECT set_config('synchronous_commit', 'off', true)),
+upd AS (
+  UPDATE delivery SET status = :status, next_attempt_at = CAST(:next_at AS timestamptz),
+         attempt_count = :count, lease_token = NULL, updated_at = CAST(:now AS timestamptz)
+   WHERE id = :delivery_id AND lease_token = :token AND status = 3
+  RETURNING id)
+INSERT INTO message_attempt (id, msg_id, endpoint_id, delivery_id, app_id, url, response,
+  response_status_code, response_duration_ms, status, trigger_type, next_attempt_at, created_at)
+SELECT :attempt_id, :msg_id, :endpoint_id, upd.id, :app_id, :url, :response,
+  CAST(:code AS smallint), CAST(:duration AS bigint), CAST(:attempt_status AS smallint),
+  CAST(:trigger AS smallint), CAST(:next_at AS timestamptz), CAST(:now AS timestamptz)
+FROM upd, cfg
+""")
+
+
 def load_job(delivery_id: str, token: str) -> Job | str:
-    """Renew the lease and snapshot the job; or a reason string (stale / canceled)."""
+    """Snapshot the job (one read), or a reason string (stale / disabled / payload_expired).
+
+    A lease with less left than one attempt needs is renewed first (a task that waited long
+    in the queue), so the dispatcher cannot hand the row to another worker mid-attempt.
+    """
     now = utcnow()
-    lease = timedelta(seconds=current_app.config["LEASE_SECONDS"])
-    row = db.session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.lease_token == token,
-               Delivery.status == MessageStatus.SENDING)
-        .values(next_attempt_at=now + lease)
-        .returning(Delivery.msg_id, Delivery.endpoint_id, Delivery.trigger_type,
-                   Delivery.attempt_count),
-        execution_options={"synchronize_session": False},
-    ).first()
+    config = current_app.config
+    row = db.session.execute(_LOAD, {"delivery_id": delivery_id, "token": token}).first()
     if row is None:
         db.session.rollback()
         return "stale"
-    endpoint = db.session.get(Endpoint, row.endpoint_id)
-    payload = db.session.execute(select(Message.payload).where(Message.id == row.msg_id)).scalar()
-    if endpoint is None or endpoint.disabled or payload is None:
-        reason = "payload_expired" if endpoint is not None and not endpoint.disabled else "disabled"
+    if row.disabled or row.payload is None:
         _fenced(delivery_id, token, status=MessageStatus.CANCELED, next_attempt_at=None,
                 lease_token=None, updated_at=now)
         db.session.commit()
-        return reason
-    job = Job(
-        delivery_id=delivery_id, lease_token=token, msg_id=row.msg_id, app_id=endpoint.app_id,
-        endpoint_id=endpoint.id, url=endpoint.url, trigger_type=row.trigger_type,
-        attempt_count=row.attempt_count, body=payload.encode(),
-        keys=live_keys(endpoint.secret, endpoint.old_keys, now),
-        headers=dict(endpoint.headers or {}), throttle_rate=endpoint.throttle_rate,
+        return "disabled" if row.disabled else "payload_expired"
+    needed = timedelta(seconds=float(config["REQUEST_TIMEOUT"]) + THROTTLE_INLINE_WAIT + 30)
+    if row.next_attempt_at is None or row.next_attempt_at - now < needed:
+        lease = timedelta(seconds=max(float(config["LEASE_SECONDS"]), needed.total_seconds()))
+        if not _fenced(delivery_id, token, next_attempt_at=now + lease):
+            db.session.rollback()
+            return "stale"
+        db.session.commit()
+    else:
+        db.session.rollback()  # end the read; no transaction (or connection) held during POST
+    return Job(
+        delivery_id=delivery_id, lease_token=token, msg_id=row.msg_id, app_id=row.app_id,
+        endpoint_id=row.endpoint_id, url=row.url, trigger_type=row.trigger_type,
+        attempt_count=row.attempt_count, body=row.payload.encode(),
+        keys=live_keys(row.secret, row.old_keys, now), headers=dict(row.headers or {}),
+        throttle_rate=row.throttle_rate, first_failure_at=row.first_failure_at,
     )
-    db.session.commit()  # the lease renewal; no transaction (or connection) held during the POST
-    return job
 
 
 def park(job: Job, seconds: float) -> bool:
@@ -132,46 +166,62 @@ def _next_state(job: Job, outcome: Outcome, now: datetime) -> tuple[int, datetim
 
 
 def _track_endpoint_health(job: Job, ok: bool, now: datetime) -> None:
-    """Reset the failure clock on success; start it, or disable the endpoint, on failure."""
+    """Reset the failure clock on success; start it, or disable the endpoint, on failure.
+
+    Decided from the snapshot, so the common cases (healthy and succeeding, or already
+    failing within the window) cost no write.
+    """
+    ep = ENDPOINT.c
     if ok:
-        db.session.execute(
-            update(Endpoint)
-            .where(Endpoint.id == job.endpoint_id, Endpoint.first_failure_at.is_not(None))
-            .values(first_failure_at=None),
-            execution_options={"synchronize_session": False},
-        )
+        if job.first_failure_at is not None:
+            db.session.execute(update(ENDPOINT).where(ep.id == job.endpoint_id)
+                               .values(first_failure_at=None))
+        return
+    if job.first_failure_at is None:
+        db.session.execute(update(ENDPOINT)
+                           .where(ep.id == job.endpoint_id, ep.first_failure_at.is_(None))
+                           .values(first_failure_at=now))
         return
     cutoff = now - timedelta(seconds=current_app.config["ENDPOINT_DISABLE_AFTER"])
-    expired = Endpoint.first_failure_at <= cutoff
-    result = db.session.execute(
-        update(Endpoint)
-        .where(Endpoint.id == job.endpoint_id,
-               or_(Endpoint.first_failure_at.is_(None), expired & ~Endpoint.disabled))
-        .values(first_failure_at=case((Endpoint.first_failure_at.is_(None), now),
-                                      else_=Endpoint.first_failure_at),
-                disabled=case((expired, True), else_=Endpoint.disabled)),
-        execution_options={"synchronize_session": False},
-    )
-    if result.rowcount and db.session.get(Endpoint, job.endpoint_id).disabled:  # type: ignore[attr-defined,union-attr]
-        logger.warning("endpoint.auto_disabled", extra={"endpoint_id": job.endpoint_id})
+    if job.first_failure_at <= cutoff:
+        result = db.session.execute(
+            update(ENDPOINT)
+            .where(ep.id == job.endpoint_id, ep.first_failure_at <= cutoff, ~ep.disabled)
+            .values(disabled=True, updated_at=now))
+        if result.rowcount:  # type: ignore[attr-defined]
+            logger.warning("endpoint.auto_disabled", extra={"endpoint_id": job.endpoint_id})
 
 
 def record_outcome(job: Job, outcome: Outcome, now: datetime | None = None) -> str:
     """Write the attempt and the delivery's next state, fenced on the lease token."""
     moment = now or utcnow()
     status, next_at = _next_state(job, outcome, moment)
-    if not _fenced(job.delivery_id, job.lease_token, status=status, next_attempt_at=next_at,
-                   attempt_count=job.attempt_count + 1, lease_token=None, updated_at=moment):
+    attempt_status = MessageStatus.SUCCESS if outcome.ok else MessageStatus.FAIL
+    if db.engine.dialect.name == "postgresql":
+        written = db.session.execute(_RECORD_PG, {
+            "status": int(status), "next_at": next_at, "count": job.attempt_count + 1,
+            "now": moment, "delivery_id": job.delivery_id, "token": job.lease_token,
+            "attempt_id": new_id("atmpt"), "msg_id": job.msg_id, "endpoint_id": job.endpoint_id,
+            "app_id": job.app_id, "url": job.url, "response": outcome.response,
+            "code": outcome.status_code, "duration": outcome.duration_ms,
+            "attempt_status": int(attempt_status), "trigger": job.trigger_type,
+        }).rowcount  # type: ignore[attr-defined]
+    else:
+        written = _fenced(job.delivery_id, job.lease_token, status=status,
+                          next_attempt_at=next_at, attempt_count=job.attempt_count + 1,
+                          lease_token=None, updated_at=moment)
+        if written:
+            db.session.execute(insert(MessageAttempt.__table__).values(
+                id=new_id("atmpt"), msg_id=job.msg_id, endpoint_id=job.endpoint_id,
+                delivery_id=job.delivery_id, app_id=job.app_id, url=job.url,
+                response=outcome.response, response_status_code=outcome.status_code,
+                response_duration_ms=outcome.duration_ms, status=attempt_status,
+                trigger_type=job.trigger_type, next_attempt_at=next_at, created_at=moment,
+            ))
+    if not written:
         db.session.rollback()
         logger.info("delivery.stale_result", extra={"delivery_id": job.delivery_id})
         return "stale"
-    db.session.add(MessageAttempt(
-        msg_id=job.msg_id, endpoint_id=job.endpoint_id, delivery_id=job.delivery_id,
-        app_id=job.app_id, url=job.url, response=outcome.response,
-        response_status_code=outcome.status_code, response_duration_ms=outcome.duration_ms,
-        status=MessageStatus.SUCCESS if outcome.ok else MessageStatus.FAIL,
-        trigger_type=job.trigger_type, next_attempt_at=next_at, created_at=moment,
-    ))
     _track_endpoint_health(job, outcome.ok, moment)
     db.session.commit()
     label = {0: "success", 2: "failed"}.get(int(status), "retry")

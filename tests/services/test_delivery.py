@@ -227,8 +227,10 @@ def test_deliver_throttled_endpoint_parks_without_counting_attempt(
 
 
 def _job(d: Delivery, trigger: int = TriggerType.SCHEDULED) -> Job:
+    endpoint = db.session.get(Endpoint, d.endpoint_id)
+    assert endpoint is not None
     return Job(d.id, d.lease_token or "", d.msg_id, d.app_id, d.endpoint_id, "http://x", trigger,
-               d.attempt_count, b"{}", [SECRET], {}, None)
+               d.attempt_count, b"{}", [SECRET], {}, None, endpoint.first_failure_at)
 
 
 def test_record_outcome_retry_after_and_429_penalty(db_session: object) -> None:
@@ -275,11 +277,18 @@ def test_record_outcome_success_resets_failure_clock(db_session: object) -> None
     assert db.session.get(Endpoint, d.endpoint_id).first_failure_at is None  # type: ignore[union-attr]
 
 
-def test_load_job_renews_lease(app: Flask, db_session: object) -> None:
+def test_load_job_renews_a_short_lease(app: Flask, db_session: object) -> None:
     d = seed("http://127.0.0.1:9/")
-    d.next_attempt_at = utcnow() - timedelta(seconds=1)
+    d.next_attempt_at = utcnow() + timedelta(seconds=2)  # the task waited long in the queue
     db.session.commit()
     job = load_job(d.id, d.lease_token or "")
     assert isinstance(job, Job) and job.body == PAYLOAD.encode()
-    renewed = utcnow() + timedelta(seconds=app.config["LEASE_SECONDS"] - 5)
+    renewed = utcnow() + timedelta(seconds=app.config["REQUEST_TIMEOUT"] + 30)
     assert fresh(d.id).next_attempt_at > renewed  # type: ignore[operator]
+
+
+def test_load_job_reads_without_writing_when_lease_is_long(db_session: object) -> None:
+    d = seed("http://127.0.0.1:9/")
+    before = d.next_attempt_at
+    assert isinstance(load_job(d.id, d.lease_token or ""), Job)
+    assert fresh(d.id).next_attempt_at == before

@@ -1,0 +1,202 @@
+"""Fault tests: SIGKILL the worker, and restart Redis empty, in the middle of a stream.
+
+Real processes: a private redis-server, `celery worker` and `celery beat` (the dispatcher)
+subprocesses on the test database; messages are committed (and published) by the test while
+the fault happens. Every accepted message must arrive (unique webhook-id); duplicates are
+counted and must stay within 1 %.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from celery import Celery
+from flask import Flask
+
+from api.extensions import db
+from api.models.common import utcnow
+from api.services.queue import QUEUE
+from tests.conftest import DATABASE_URL
+from tests.e2e.conftest import Receiver
+from tests.services.test_delivery import seed
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("committed_db")]
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+MESSAGES = 400
+LEASE = 5
+POOL = os.environ.get("HERALD_FAULT_POOL", "threads")  # as in the Procfile
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_redis(port: int, log: Path) -> subprocess.Popen[bytes]:
+    """A private, memory-only redis-server (restarting it really loses everything)."""
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no"], stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return proc
+        time.sleep(0.05)
+    raise AssertionError("redis-server did not start")
+
+
+class Stack:
+    """worker + beat subprocesses for one private Redis; stopped by process group."""
+
+    def __init__(self, redis_url: str, tmp: Path) -> None:
+        self.tmp = tmp
+        self.env = {**os.environ, "HERALD_ENV": "testing", "DATABASE_URL": DATABASE_URL,
+                    "REDIS_URL": redis_url, "HERALD_LEASE_SECONDS": str(LEASE),
+                    "HERALD_DISPATCH_INTERVAL": "0.5", "PYTHONPATH": str(ROOT)}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str) -> None:
+        base = [str(BIN / "celery"), "-A", "workers.main"]
+        args = {
+            "worker": ["worker", "-P", POOL, "-c", "4", "-Q", "herald,herald.dispatch",
+                       "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            "beat": ["beat", "--schedule", str(self.tmp / "beat-schedule")],
+        }[name]
+        self.procs[name] = subprocess.Popen(
+            [*base, *args, "--loglevel", "WARNING"], cwd=ROOT, env=self.env,
+            stdout=(self.tmp / f"{name}.log").open("ab"), stderr=subprocess.STDOUT,
+            start_new_session=True)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs.pop(name)
+        os.killpg(proc.pid, sig)  # the worker and any pool children
+        proc.wait(10)
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.kill(name)
+
+
+@pytest.fixture
+def stack_factory(tmp_path: Path) -> Iterator[Callable[[str], Stack]]:
+    stacks: list[Stack] = []
+
+    def make(redis_url: str) -> Stack:
+        stacks.append(Stack(redis_url, tmp_path))
+        return stacks[-1]
+
+    yield make
+    for stack in stacks:
+        stack.stop_all()
+
+
+def produce(app: Flask, url: str, publisher: Celery, count: int, stats: dict[str, int]) -> None:
+    """Commit `count` messages (10 ms apart) with leased deliveries, publishing each."""
+    with app.app_context():
+        for _ in range(count):
+            d = seed(url, commit=False)
+            d.next_attempt_at = utcnow() + timedelta(seconds=LEASE)
+            db.session.commit()
+            try:
+                publisher.send_task("herald.deliver", args=(d.id, d.lease_token), queue=QUEUE)
+            except Exception:  # broker down: the dispatcher picks the row up after its lease
+                stats["publish_failed"] += 1
+            time.sleep(0.01)
+
+
+def settle(receiver: Receiver, timeout: float) -> tuple[int, int]:
+    """Wait until every message arrived (bounded); returns (unique ids, duplicate requests)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ids = [r.headers["webhook-id"] for r in receiver.requests]
+        if len(set(ids)) >= MESSAGES:
+            break
+        time.sleep(0.25)
+    time.sleep(1.0)  # let stragglers (duplicates) land before counting
+    ids = [r.headers["webhook-id"] for r in receiver.requests]
+    return len(set(ids)), len(ids) - len(set(ids))
+
+
+def run_stream(app: Flask, receiver: Receiver, stack: Stack, redis_url: str,
+               fault: Callable[[], None]) -> tuple[int, int, dict[str, int]]:
+    receiver.delay = 0.01
+    publisher = Celery(broker=redis_url)
+    publisher.conf.broker_transport_options = {"socket_timeout": 2, "socket_connect_timeout": 1}
+    publisher.conf.task_publish_retry_policy = {"max_retries": 0}
+    stats = {"publish_failed": 0}
+    producer = threading.Thread(target=produce,
+                                args=(app, receiver.url, publisher, MESSAGES, stats))
+    producer.start()
+    deadline = time.monotonic() + 20  # fault after the first ~80 arrivals
+    while len(receiver.requests) < 80 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    fault()
+    producer.join(60)
+    unique, duplicates = settle(receiver, timeout=45)
+    print(f"\nfault stream: messages={MESSAGES} unique={unique} lost={MESSAGES - unique} "
+          f"duplicates={duplicates} publish_failed={stats['publish_failed']}")
+    return unique, duplicates, stats
+
+
+def test_sigkill_worker_mid_stream_loses_nothing(
+    app: Flask, receiver: Receiver, stack_factory: Callable[[str], Stack], tmp_path: Path
+) -> None:
+    port = free_port()
+    redis_proc = start_redis(port, tmp_path / "redis.log")
+    url = f"redis://127.0.0.1:{port}/0"
+    stack = stack_factory(url)
+    try:
+        stack.start("worker")
+        stack.start("beat")
+
+        def fault() -> None:
+            stack.kill("worker")  # SIGKILL: no warm shutdown, no acks
+            time.sleep(1.0)
+            stack.start("worker")
+
+        unique, duplicates, _ = run_stream(app, receiver, stack, url, fault)
+    finally:
+        redis_proc.kill()
+        redis_proc.wait(10)
+    assert unique == MESSAGES
+    assert duplicates <= MESSAGES // 100
+
+
+def test_redis_restart_empty_mid_stream_loses_nothing(
+    app: Flask, receiver: Receiver, stack_factory: Callable[[str], Stack], tmp_path: Path
+) -> None:
+    port = free_port()
+    procs = [start_redis(port, tmp_path / "redis.log")]
+    url = f"redis://127.0.0.1:{port}/0"
+    stack = stack_factory(url)
+    try:
+        stack.start("worker")
+        stack.start("beat")
+
+        def fault() -> None:
+            procs[0].kill()  # queued and unacked tasks are gone with it
+            procs[0].wait(10)
+            time.sleep(1.5)
+            procs.append(start_redis(port, tmp_path / "redis.log"))
+
+        unique, duplicates, stats = run_stream(app, receiver, stack, url, fault)
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(10)
+    assert unique == MESSAGES
+    assert duplicates <= MESSAGES // 100
