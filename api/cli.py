@@ -6,7 +6,8 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from api.services import scenarios, tokens
+from api import scenarios
+from api.services import tokens
 
 token_cli = AppGroup("token", help="API tokens.")
 scenario_cli = AppGroup("scenario", help="Seed sandboxes from an empty database.")
@@ -22,9 +23,11 @@ def create_token_command(org_name: str) -> None:
 
 
 @scenario_cli.command("demo")
-def demo_scenario_command() -> None:
+@click.option("--receiver-url", default="http://127.0.0.1:9999/webhook", show_default=True,
+              help="Where the demo endpoint points.")
+def demo_scenario_command(receiver_url: str) -> None:
     """Seed a demo org, token, application, event types, endpoint and a message."""
-    for line in scenarios.seed_demo():
+    for line in scenarios.seed_demo(receiver_url):
         click.echo(line)
 
 

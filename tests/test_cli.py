@@ -6,7 +6,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from api.extensions import db
-from api.models import ApiToken, Organization
+from api.models import ApiToken, Application, Delivery, Message, Organization
 from api.services.tokens import authenticate
 
 
@@ -36,7 +36,17 @@ def test_token_create_requires_org(app: Flask, db_session: object) -> None:
 
 
 def test_scenario_demo_seeds_sandbox(app: Flask, db_session: object) -> None:
-    result = app.test_cli_runner().invoke(args=["scenario", "demo"])
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["scenario", "demo"])
     assert result.exit_code == 0, result.output
-    assert "token:" in result.output
-    assert db.session.scalar(select(Organization).where(Organization.name == "demo"))
+    assert "token:" in result.output and "message: user.signup" in result.output
+    org = db.session.scalar(select(Organization).where(Organization.name == "demo"))
+    assert org is not None
+    app = db.session.scalar(select(Application).where(Application.org_id == org.id))
+    assert app is not None and app.uid == "demo-shop"
+    message = db.session.scalar(select(Message).where(Message.app_id == app.id))
+    assert message is not None
+    deliveries = db.session.scalars(select(Delivery).where(Delivery.msg_id == message.id)).all()
+    assert len(deliveries) == 1  # the demo endpoint subscribes to user.signup
+    again = runner.invoke(args=["scenario", "demo"])
+    assert again.exit_code == 0, again.output
