@@ -39,35 +39,40 @@ BODY = json.dumps({"type": "invoice.paid", "data": {"id": "in_123", "amount": 42
 def run_receiver(port: int) -> None:
     """Receiver process: HTTP/1.1 keep-alive; /hang never answers in time; GET /stats."""
     arrivals: dict[str, list[float]] = {}
+    first_seen: dict[str, float] = {}  # webhook-id -> first arrival (wall clock)
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True  # headers and body are separate writes
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("content-length", 0)))
             if self.path.startswith("/hang"):
                 time.sleep(60)
+            now = time.time()
             with lock:
-                arrivals.setdefault(self.path, []).append(time.time())
+                arrivals.setdefault(self.path, []).append(now)
+                first_seen.setdefault(self.headers.get("webhook-id", ""), now)
             self.send_response(200)
             self.send_header("content-length", "2")
             self.end_headers()
             self.wfile.write(b"ok")
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             with lock:
-                body = json.dumps(arrivals if self.path == "/times" else
+                views = {"/times": arrivals, "/ids": first_seen}
+                body = json.dumps(views.get(self.path) or
                                   {k: len(v) for k, v in arrivals.items()}).encode()
             self.send_response(200)
             self.send_header("content-length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
 
-        def do_DELETE(self) -> None:  # noqa: N802
+        def do_DELETE(self) -> None:
             with lock:
                 arrivals.clear()
+                first_seen.clear()
             self.send_response(204)
             self.send_header("content-length", "0")
             self.end_headers()
@@ -104,11 +109,16 @@ def receiver() -> Iterator[str]:
         proc.wait(10)
 
 
-def received(base: str, times: bool = False) -> dict[str, Any]:
-    """Counts (or arrival times) per path at the receiver."""
-    result: dict[str, Any] = requests.get(base + ("/times" if times else "/stats"),
-                                          timeout=30).json()
+def received(base: str, view: str = "/stats") -> dict[str, Any]:
+    """Counts per path (/stats), arrival times per path (/times) or first arrival per id (/ids)."""
+    result: dict[str, Any] = requests.get(base + view, timeout=30).json()
     return result
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered)) - 1))]
 
 
 def bench_app(**overrides: Any) -> Any:
@@ -179,6 +189,42 @@ def seed(app: Any, urls: list[str], per_url: int, due_in: float = 3600.0,
         return endpoint_ids
 
 
+def accept(app: Any, app_id: str, org_id: str, endpoint_ids: list[str]) -> tuple[str, float]:
+    """What the messages API does: message + leased deliveries in one commit, then publish.
+
+    Returns (msg id, wall time of the commit): the conservative start, before the publishes.
+    """
+    from types import SimpleNamespace
+
+    from api.extensions import db
+    from api.models import Message
+    from api.models.common import utcnow
+    from api.services import outbox
+
+    with app.app_context():
+        message = Message(app_id=app_id, org_id=org_id, event_type="invoice.paid", payload=BODY,
+                          expiration=utcnow() + timedelta(days=90))
+        db.session.add(message)
+        db.session.flush()
+        deliveries = [outbox.add_delivery(message, SimpleNamespace(id=ep))  # type: ignore[arg-type]
+                      for ep in endpoint_ids]
+        db.session.commit()
+        committed = time.time()
+        outbox.publish(deliveries)
+        return message.id, committed
+
+
+def app_of(app: Any, endpoint_id: str) -> tuple[str, str]:
+    """(app id, org id) of an endpoint."""
+    from api.extensions import db
+    from api.models import Application, Endpoint
+
+    with app.app_context():
+        endpoint = db.session.get(Endpoint, endpoint_id)
+        application = db.session.get(Application, endpoint.app_id)
+        return application.id, application.org_id
+
+
 def make_due(app: Any) -> float:
     """Make every pending delivery due now; returns the wall time it happened."""
     from sqlalchemy import text
@@ -194,12 +240,12 @@ def make_due(app: Any) -> float:
 class Processes:
     """Herald worker + beat subprocesses for the bench database; killed by process group."""
 
-    def __init__(self, pool: str, concurrency: int, **env: str) -> None:
+    def __init__(self, pool: str, concurrency: int, workers: int = 1, **env: str) -> None:
         self.env = {**os.environ, "HERALD_ENV": "production", "HERALD_SECRET_KEY": "bench",
                     "DATABASE_URL": DATABASE_URL, "REDIS_URL": REDIS_URL,
                     "HERALD_WHITELIST_SUBNETS": "127.0.0.0/8", "HERALD_LOG_LEVEL": "WARNING",
                     "HERALD_DISPATCH_INTERVAL": "0.25", "PYTHONPATH": str(ROOT), **env}
-        self.pool, self.concurrency = pool, concurrency
+        self.pool, self.concurrency, self.workers = pool, concurrency, workers
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def __enter__(self) -> Processes:
@@ -209,7 +255,7 @@ class Processes:
                   "--without-heartbeat", "--loglevel", "WARNING"]
         beat = [*celery, "beat", "--loglevel", "WARNING",
                 "--schedule", f"/tmp/herald-bench-beat-{os.getpid()}"]
-        for argv in (worker, beat):
+        for argv in [*[worker] * self.workers, beat]:
             self.procs.append(subprocess.Popen(argv, cwd=ROOT, env=self.env,
                                                start_new_session=True))
         time.sleep(4.0)  # let the worker connect and fork before the clock starts
@@ -266,7 +312,8 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=10_000)
     parser.add_argument("--endpoints", type=int, default=10)
     parser.add_argument("--pool", default="threads")
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=8, help="in total")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
     args = parser.parse_args()
     app = bench_app()
     reset_database(app)
@@ -276,13 +323,14 @@ def main() -> None:
         seed(app, urls, args.backlog // args.endpoints)
         total = args.endpoints * (args.backlog // args.endpoints)
         requests.delete(base + "/stats", timeout=5)
-        with Processes(args.pool, args.concurrency):
+        with Processes(args.pool, args.concurrency // args.workers, args.workers):
             started = make_due(app)
             finished = wait_count(base, total, timeout=300)
         herald = total / (finished - started)
     print(f"raw requests.Session loop: {raw:.0f} req/s (concurrency {args.concurrency})")
-    print(f"herald drain of {total} ({args.endpoints} endpoints, pool {args.pool} "
-          f"-c {args.concurrency}): {herald:.0f} deliveries/s in {finished - started:.1f} s")
+    print(f"herald drain of {total} ({args.endpoints} endpoints, {args.workers} x pool "
+          f"{args.pool} -c {args.concurrency // args.workers}): {herald:.0f} deliveries/s "
+          f"in {finished - started:.1f} s")
     print(f"ratio herald/raw = {herald / raw:.2f} (target >= 0.6)")
 
 

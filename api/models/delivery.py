@@ -44,6 +44,8 @@ class Delivery(Timestamps, db.Model):  # type: ignore[name-defined]
     __table_args__ = (
         Index("ix_delivery_due", "next_attempt_at"),
         Index("ix_delivery_endpoint_id_msg_id", "endpoint_id", "msg_id"),
+        # per-endpoint due work: fair dispatch and a worker continuing with the next row
+        Index("ix_delivery_endpoint_due", "endpoint_id", "next_attempt_at"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("msgep"))

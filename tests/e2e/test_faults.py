@@ -193,7 +193,7 @@ def test_redis_restart_empty_mid_stream_loses_nothing(
             time.sleep(1.5)
             procs.append(start_redis(port, tmp_path / "redis.log"))
 
-        unique, duplicates, stats = run_stream(app, receiver, stack, url, fault)
+        unique, duplicates, _ = run_stream(app, receiver, stack, url, fault)
     finally:
         for proc in procs:
             proc.kill()

@@ -1,0 +1,72 @@
+"""Isolation: healthy endpoints' throughput with and without one endpoint that times out.
+
+`python -m bench.isolation [--healthy 2000] [--bad 300]`: phase A drains a healthy backlog
+(10 endpoints); phase B drains the same backlog while one more endpoint holds `--bad`
+deliveries that never answer within REQUEST_TIMEOUT (15 s). Target: B >= 0.9 x A.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import requests
+
+from bench.delivery import (
+    Processes,
+    bench_app,
+    make_due,
+    received,
+    receiver,
+    reset_database,
+    seed,
+)
+
+
+def drain(healthy: int, bad: int, pool: str, concurrency: int) -> tuple[float, int]:
+    """Healthy deliveries/s while `bad` deliveries target a hanging endpoint; bad attempts."""
+    app = bench_app()
+    reset_database(app)
+    with receiver() as base:
+        seed(app, [f"{base}/ep{i}" for i in range(10)], healthy // 10)
+        if bad:
+            seed(app, [f"{base}/hang"], bad)
+        requests.delete(base + "/stats", timeout=5)
+        with Processes(pool, concurrency):
+            started = make_due(app)
+            total = 10 * (healthy // 10)
+            deadline = started + 300
+            while time.time() < deadline:
+                counts = received(base)
+                if sum(v for k, v in counts.items() if k != "/hang") >= total:
+                    break
+                time.sleep(0.1)
+            finished = time.time()
+        from sqlalchemy import text
+
+        from api.extensions import db
+
+        with app.app_context():
+            bad_attempts = db.session.execute(text(
+                "SELECT count(*) FROM message_attempt WHERE url LIKE '%/hang'")).scalar_one()
+    return total / (finished - started), int(bad_attempts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--healthy", type=int, default=2000)
+    parser.add_argument("--bad", type=int, default=300)
+    parser.add_argument("--pool", default="threads")
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+    alone, _ = drain(args.healthy, 0, args.pool, args.concurrency)
+    shared, bad_attempts = drain(args.healthy, args.bad, args.pool, args.concurrency)
+    print(f"healthy alone: {alone:.0f} deliveries/s; with a timing-out endpoint "
+          f"({args.bad} queued, {bad_attempts} timed-out attempts meanwhile): {shared:.0f}/s")
+    loss = 1 - shared / alone
+    print(f"ratio {shared / alone:.2f}, throughput loss {loss:.0%} vs target <= 10% "
+          f"({'met' if loss <= 0.10 else 'MISSED'})")
+
+
+if __name__ == "__main__":
+    main()
