@@ -3,7 +3,8 @@
 PostgreSQL claims with `FOR UPDATE SKIP LOCKED`, so several dispatchers get disjoint rows;
 SQLite (quickstart) runs the same logic for a single dispatcher. A claimed row gets a new
 `lease_token` and `next_attempt_at = now + LEASE_SECONDS`: if the task is lost or its worker
-dies, the row is due again when the lease expires.
+dies, the row is due again when the lease expires. Claims are fair: at most
+ENDPOINT_CONCURRENCY leases per endpoint, so one dead endpoint's backlog stays in the table.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import String, cast, func, select, update
+from sqlalchemy import func, select, text, update
 
 from api.extensions import db
 from api.models import Delivery, MessageStatus
@@ -24,48 +25,119 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 500
 DEFAULT_MAX_IN_FLIGHT = 2000  # bounds the queue so a lease never expires while queued
+DEFAULT_ENDPOINT_CONCURRENCY = 4
 
 
-def _claim_postgresql(now: datetime, until: datetime, limit: int) -> list[tuple[str, str]]:
-    """One statement: lock due rows (skipping locked ones), re-lease them, return id+token."""
-    due = (
-        select(Delivery.id)
-        .where(Delivery.status == MessageStatus.SENDING, Delivery.next_attempt_at <= now)
-        .order_by(Delivery.next_attempt_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .cte("due")
-    )
-    token = func.replace(cast(func.gen_random_uuid(), String), "-", "")
-    stmt = (
+# Fair claim: every endpoint with due work gets at most `per_endpoint` leases in flight (so a
+# dead endpoint's backlog is never handed out just to be parked again), oldest rows first.
+_CLAIM_PG = text("""
+WITH leased AS (
+  SELECT endpoint_id, count(*) AS n FROM delivery
+   WHERE status = 3 AND lease_token IS NOT NULL AND next_attempt_at > :now
+   GROUP BY endpoint_id),
+due_endpoints AS (
+  SELECT DISTINCT endpoint_id FROM delivery WHERE status = 3 AND next_attempt_at <= :now),
+candidates AS (
+  SELECT c.id FROM due_endpoints e
+  LEFT JOIN leased l ON l.endpoint_id = e.endpoint_id
+  CROSS JOIN LATERAL (
+    SELECT d.id, d.next_attempt_at FROM delivery d
+     WHERE d.endpoint_id = e.endpoint_id AND d.status = 3 AND d.next_attempt_at <= :now
+     ORDER BY d.next_attempt_at
+     LIMIT GREATEST(CAST(:per_endpoint AS integer) - COALESCE(l.n, 0), 0)) c
+  ORDER BY c.next_attempt_at LIMIT :limit),
+locked AS (
+  SELECT id FROM delivery
+   WHERE id IN (SELECT id FROM candidates) AND status = 3 AND next_attempt_at <= :now
+   FOR UPDATE SKIP LOCKED)
+UPDATE delivery d SET lease_token = replace(CAST(gen_random_uuid() AS text), '-', ''),
+       next_attempt_at = :until, updated_at = :now
+  FROM locked WHERE d.id = locked.id
+RETURNING d.id, d.lease_token
+""")
+
+_CLAIM_NEXT_PG = text("""
+UPDATE delivery SET lease_token = replace(CAST(gen_random_uuid() AS text), '-', ''),
+       next_attempt_at = :until, updated_at = :now
+ WHERE id = (SELECT id FROM delivery
+              WHERE endpoint_id = :endpoint_id AND status = 3 AND next_attempt_at <= :now
+              ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+RETURNING id, lease_token
+""")
+
+
+def _claim_postgresql(
+    now: datetime, until: datetime, limit: int, per_endpoint: int
+) -> list[tuple[str, str]]:
+    """One statement: pick fairly, lock (skipping locked rows), re-lease, return id+token."""
+    params = {"now": now, "until": until, "limit": limit, "per_endpoint": per_endpoint}
+    return [(str(r[0]), str(r[1])) for r in db.session.execute(_CLAIM_PG, params)]
+
+
+def _lease(
+    delivery_id: str, old: datetime | None, now: datetime, until: datetime
+) -> str | None:
+    """Lease one row if its next_attempt_at is still `old` (single-dispatcher guard)."""
+    token = new_lease_token()
+    result = db.session.execute(
         update(Delivery)
-        .where(Delivery.id == due.c.id)
-        .values(lease_token=token, next_attempt_at=until, updated_at=now)
-        .returning(Delivery.id, Delivery.lease_token)
+        .where(Delivery.id == delivery_id, Delivery.next_attempt_at == old)
+        .values(lease_token=token, next_attempt_at=until, updated_at=now),
+        execution_options={"synchronize_session": False},
     )
-    rows = db.session.execute(stmt, execution_options={"synchronize_session": False})
-    return [(str(row[0]), str(row[1])) for row in rows]
+    return token if result.rowcount else None  # type: ignore[attr-defined]
 
 
-def _claim_generic(now: datetime, until: datetime, limit: int) -> list[tuple[str, str]]:
-    """Select-then-update, guarded on the old next_attempt_at (single dispatcher)."""
+def _claim_generic(
+    now: datetime, until: datetime, limit: int, per_endpoint: int
+) -> list[tuple[str, str]]:
+    """The same fair selection in Python (SQLite quickstart: one dispatcher)."""
+    leased = dict(db.session.execute(
+        select(Delivery.endpoint_id, func.count())
+        .where(Delivery.status == MessageStatus.SENDING, Delivery.lease_token.is_not(None),
+               Delivery.next_attempt_at > now)
+        .group_by(Delivery.endpoint_id)
+    ).all())
     rows = db.session.execute(
-        select(Delivery.id, Delivery.next_attempt_at)
+        select(Delivery.id, Delivery.endpoint_id, Delivery.next_attempt_at)
         .where(Delivery.status == MessageStatus.SENDING, Delivery.next_attempt_at <= now)
         .order_by(Delivery.next_attempt_at)
-        .limit(limit)
+        .limit(max(limit * 20, 1000))
     ).all()
-    claimed = []
-    for delivery_id, old in rows:
-        token = new_lease_token()
-        result = db.session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery_id, Delivery.next_attempt_at == old)
-            .values(lease_token=token, next_attempt_at=until, updated_at=now),
-            execution_options={"synchronize_session": False},
-        )
-        if result.rowcount:  # type: ignore[attr-defined]
+    claimed: list[tuple[str, str]] = []
+    for delivery_id, endpoint_id, old in rows:
+        if len(claimed) >= limit or leased.get(endpoint_id, 0) >= per_endpoint:
+            continue
+        token = _lease(delivery_id, old, now, until)
+        if token:
             claimed.append((delivery_id, token))
+            leased[endpoint_id] = leased.get(endpoint_id, 0) + 1
+    return claimed
+
+
+def claim_next_for_endpoint(endpoint_id: str, commit: bool = True) -> tuple[str, str] | None:
+    """Lease the endpoint's oldest due delivery (a worker going on with its run).
+
+    With commit=False it joins the caller's transaction: recording a result and taking the
+    next row commit together, so the endpoint's lease count never dips between the two.
+    """
+    now = utcnow()
+    until = now + timedelta(seconds=current_app.config["LEASE_SECONDS"])
+    if db.engine.dialect.name == "postgresql":
+        row = db.session.execute(
+            _CLAIM_NEXT_PG, {"endpoint_id": endpoint_id, "now": now, "until": until}).first()
+        claimed = (str(row[0]), str(row[1])) if row else None
+    else:
+        found = db.session.execute(
+            select(Delivery.id, Delivery.next_attempt_at)
+            .where(Delivery.endpoint_id == endpoint_id,
+                   Delivery.status == MessageStatus.SENDING, Delivery.next_attempt_at <= now)
+            .order_by(Delivery.next_attempt_at).limit(1)
+        ).first()
+        token = _lease(found[0], found[1], now, until) if found else None
+        claimed = (found[0], token) if found and token else None
+    if commit:
+        db.session.commit()
     return claimed
 
 
@@ -84,12 +156,17 @@ def count_in_flight(now: datetime, cap: int) -> int:
     return int(db.session.execute(select(func.count()).select_from(leased)).scalar_one())
 
 
+def per_endpoint_limit() -> int:
+    """Concurrent deliveries allowed per endpoint (HERALD_ENDPOINT_CONCURRENCY, default 4)."""
+    return int(current_app.config.get("ENDPOINT_CONCURRENCY", DEFAULT_ENDPOINT_CONCURRENCY))
+
+
 def claim_due(limit: int, now: datetime | None = None) -> list[tuple[str, str]]:
     """Lease up to `limit` due deliveries and commit; returns [(delivery_id, lease_token)]."""
     moment = now or utcnow()
     until = moment + timedelta(seconds=current_app.config["LEASE_SECONDS"])
     claim = _claim_postgresql if db.engine.dialect.name == "postgresql" else _claim_generic
-    claimed = claim(moment, until, limit) if limit > 0 else []
+    claimed = claim(moment, until, limit, per_endpoint_limit()) if limit > 0 else []
     db.session.commit()
     return claimed
 

@@ -292,3 +292,17 @@ def test_load_job_reads_without_writing_when_lease_is_long(db_session: object) -
     before = d.next_attempt_at
     assert isinstance(load_job(d.id, d.lease_token or ""), Job)
     assert fresh(d.id).next_attempt_at == before
+
+
+def test_deliver_goes_on_with_the_endpoints_due_rows(
+    db_session: object, receiver: Receiver
+) -> None:
+    first = seed(receiver.url)
+    rest = [seed(receiver.url) for _ in range(3)]
+    for d in rest:
+        d.endpoint_id, d.lease_token = first.endpoint_id, None
+        d.next_attempt_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    assert deliver(first.id, first.lease_token) == "success"
+    assert len(receiver.requests) == 4
+    assert all(fresh(d.id).status == MessageStatus.SUCCESS for d in rest)

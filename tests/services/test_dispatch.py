@@ -79,7 +79,7 @@ def test_claim_skips_rows_locked_by_another_dispatcher(
             _make(due=True)
     with app.app_context():  # dispatcher A holds its claim open (not committed yet)
         now = utcnow()
-        first = dispatch._claim_postgresql(now, now + timedelta(seconds=60), 4)
+        first = dispatch._claim_postgresql(now, now + timedelta(seconds=60), 4, 4)
         with app.app_context():  # dispatcher B, another session and connection
             second = dispatch.claim_due(10)
         db.session.commit()
@@ -87,9 +87,29 @@ def test_claim_skips_rows_locked_by_another_dispatcher(
     assert not {i for i, _ in first} & {i for i, _ in second}
 
 
-def test_claim_generic_path_matches(app: Flask, db_session: object) -> None:
-    due = _make(due=True)
-    _make(due=False)
+def _on_one_endpoint(count: int, due: bool = True, leased: bool = False) -> list[str]:
+    """`count` deliveries that all go to the first one's endpoint."""
+    ids = [_make(due=due, leased=leased) for _ in range(count)]
+    endpoint_id = db.session.get(Delivery, ids[0]).endpoint_id  # type: ignore[union-attr]
+    for delivery_id in ids:
+        db.session.get(Delivery, delivery_id).endpoint_id = endpoint_id  # type: ignore[union-attr]
+    db.session.commit()
+    return ids
+
+
+@pytest.mark.parametrize("claim", ["_claim_postgresql", "_claim_generic"])
+def test_claim_is_fair_per_endpoint(db_session: object, claim: str) -> None:
+    busy = _on_one_endpoint(6)
+    other = _make(due=True)
     now = utcnow()
-    claimed = dispatch._claim_generic(now, now + timedelta(seconds=60), 10)
-    assert [c[0] for c in claimed] == [due]
+    claimed = [c[0] for c in getattr(dispatch, claim)(now, now + timedelta(seconds=60), 10, 2)]
+    assert len([i for i in claimed if i in busy]) == 2 and other in claimed
+    again = getattr(dispatch, claim)(now, now + timedelta(seconds=60), 10, 2)
+    assert again == []  # the busy endpoint already has its 2 leases in flight
+
+
+def test_claim_next_for_endpoint_takes_oldest_due_row(db_session: object) -> None:
+    ids = _on_one_endpoint(3)
+    endpoint_id = db.session.get(Delivery, ids[0]).endpoint_id  # type: ignore[union-attr]
+    claimed = [dispatch.claim_next_for_endpoint(endpoint_id) for _ in range(4)]
+    assert sorted(c[0] for c in claimed if c) == sorted(ids) and claimed[3] is None
