@@ -10,7 +10,7 @@ import logging
 import random
 import time
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -201,7 +201,7 @@ def record_outcome(job: Job, outcome: Outcome, now: datetime | None = None) -> s
 
 def _record(
     job: Job, outcome: Outcome, now: datetime | None = None, chain: bool = False
-) -> tuple[str, tuple[str, str] | None]:
+) -> tuple[str, Job | None]:
     """record_outcome; with `chain`, a success also leases the endpoint's next due row."""
     moment = now or utcnow()
     status, next_at = _next_state(job, outcome, moment)
@@ -232,8 +232,19 @@ def _record(
         logger.info("delivery.stale_result", extra={"delivery_id": job.delivery_id})
         return "stale", None
     _track_endpoint_health(job, outcome.ok, moment)
-    following = claim_next_for_endpoint(job.endpoint_id, commit=False) if (
+    claimed = claim_next_for_endpoint(job.endpoint_id, commit=False) if (
         chain and outcome.ok) else None
+    following = None
+    if claimed is not None and claimed.payload is None:  # purged meanwhile: finish it here
+        _fenced(claimed.id, claimed.lease_token, status=MessageStatus.CANCELED,
+                next_attempt_at=None, lease_token=None, updated_at=moment)
+    elif claimed is not None:
+        # the endpoint's settings are reused from this job's snapshot (at most CHAIN_SECONDS
+        # old; svix-server caches endpoints for 30 s): no second read per row
+        following = replace(
+            job, delivery_id=claimed.id, lease_token=claimed.lease_token, msg_id=claimed.msg_id,
+            trigger_type=claimed.trigger_type, attempt_count=claimed.attempt_count,
+            body=claimed.payload.encode(), first_failure_at=None)
     db.session.commit()
     label = {0: "success", 2: "failed"}.get(int(status), "retry")
     logger.info("delivery.attempted", extra={
@@ -261,52 +272,42 @@ def deliver(delivery_id: str, lease_token: str) -> str:
     """Attempt a leased delivery; after a success, go on with the endpoint's next due rows.
 
     Continuing on the same endpoint (bounded by CHAIN_MAX / CHAIN_SECONDS) drains a backlog
-    without a dispatcher round trip per row. Returns what happened to the first delivery.
+    without a dispatcher round trip per row, holding one concurrency slot for the whole run.
+    Returns what happened to the first delivery.
     """
-    started = time.monotonic()
-    label, following = attempt(delivery_id, lease_token, chain=CHAIN_MAX > 0)
-    chained = 0
-    while following is not None:
-        chained += 1
-        more = chained < CHAIN_MAX and time.monotonic() - started < CHAIN_SECONDS
-        _, following = attempt(*following, chain=more)
+    job = load_job(delivery_id, lease_token)
+    if isinstance(job, str):
+        return job
+    config = current_app.config
+    client = get_redis()
+    holder = f"{delivery_id}:{lease_token}"
+    hold = 2 * float(config["REQUEST_TIMEOUT"]) + THROTTLE_INLINE_WAIT + CHAIN_SECONDS + 10
+    if not throttle.acquire_slot(client, job.endpoint_id, holder, per_endpoint_limit(), hold):
+        # the dispatcher hands out at most the cap per endpoint: this is a short race
+        park(job, random.uniform(0.5, 1.5))
+        return "busy"
+    started, chained = time.monotonic(), 0
+    try:
+        label, following = _attempt_job(job, chain=CHAIN_MAX > 0)
+        while following is not None:
+            chained += 1
+            more = chained < CHAIN_MAX and time.monotonic() - started < CHAIN_SECONDS
+            _, following = _attempt_job(following, chain=more)
+    finally:
+        throttle.release_slot(client, job.endpoint_id, holder)
     if chained:
         logger.info("delivery.chained", extra={"delivery_id": delivery_id, "count": chained})
     return label
 
 
-def attempt(
-    delivery_id: str, lease_token: str, chain: bool = False
-) -> tuple[str, tuple[str, str] | None]:
-    """One attempt of a leased delivery: (what happened, the next row leased if chaining)."""
-    job = load_job(delivery_id, lease_token)
-    if isinstance(job, str):
-        return job, None
-    return _attempt_job(job, chain)
-
-
-def _attempt_job(job: Job, chain: bool) -> tuple[str, tuple[str, str] | None]:
-    """Flow control (concurrency cap, throttle), the POST, and the fenced record."""
-    delivery_id, lease_token = job.delivery_id, job.lease_token
-    config = current_app.config
-    client = get_redis()
-    holder = f"{delivery_id}:{lease_token}"
-    limit = per_endpoint_limit()
-    hold = 2 * float(config["REQUEST_TIMEOUT"]) + THROTTLE_INLINE_WAIT + 10
-    if not throttle.acquire_slot(client, job.endpoint_id, holder, limit, hold):
-        # the dispatcher hands out at most the cap per endpoint: this is a short race
-        park(job, random.uniform(0.5, 1.5))
-        return "busy", None
-    try:
-        if job.throttle_rate:
-            wait = throttle.reserve_slot(client, job.endpoint_id, delivery_id,
-                                         float(job.throttle_rate), THROTTLE_INLINE_WAIT)
-            if wait > THROTTLE_INLINE_WAIT:
-                park(job, wait)
-                return "throttled", None
-            if wait > 0:
-                time.sleep(wait)
-        outcome = send(job)
-    finally:
-        throttle.release_slot(client, job.endpoint_id, holder)
-    return _record(job, outcome, chain=chain)
+def _attempt_job(job: Job, chain: bool) -> tuple[str, Job | None]:
+    """Throttle, POST and the fenced record (the caller holds the concurrency slot)."""
+    if job.throttle_rate:
+        wait = throttle.reserve_slot(get_redis(), job.endpoint_id, job.delivery_id,
+                                     float(job.throttle_rate), THROTTLE_INLINE_WAIT)
+        if wait > THROTTLE_INLINE_WAIT:
+            park(job, wait)
+            return "throttled", None
+        if wait > 0:
+            time.sleep(wait)
+    return _record(job, send(job), chain=chain)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Row, func, select, text, update
 
 from api.extensions import db
-from api.models import Delivery, MessageStatus
+from api.models import Delivery, Message, MessageStatus
 from api.models.common import utcnow
 from api.services.outbox import DELIVER_TASK, new_lease_token
 from api.services.queue import enqueue
@@ -57,12 +58,15 @@ RETURNING d.id, d.lease_token
 """)
 
 _CLAIM_NEXT_PG = text("""
-UPDATE delivery SET lease_token = replace(CAST(gen_random_uuid() AS text), '-', ''),
-       next_attempt_at = :until, updated_at = :now
- WHERE id = (SELECT id FROM delivery
-              WHERE endpoint_id = :endpoint_id AND status = 3 AND next_attempt_at <= :now
-              ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-RETURNING id, lease_token
+WITH upd AS (
+  UPDATE delivery SET lease_token = replace(CAST(gen_random_uuid() AS text), '-', ''),
+         next_attempt_at = :until, updated_at = :now
+   WHERE id = (SELECT id FROM delivery
+                WHERE endpoint_id = :endpoint_id AND status = 3 AND next_attempt_at <= :now
+                ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+  RETURNING id, lease_token, msg_id, trigger_type, attempt_count)
+SELECT upd.id, upd.lease_token, upd.msg_id, upd.trigger_type, upd.attempt_count, m.payload
+  FROM upd JOIN message m ON m.id = upd.msg_id
 """)
 
 
@@ -115,18 +119,19 @@ def _claim_generic(
     return claimed
 
 
-def claim_next_for_endpoint(endpoint_id: str, commit: bool = True) -> tuple[str, str] | None:
+def claim_next_for_endpoint(endpoint_id: str, commit: bool = True) -> Row[Any] | None:
     """Lease the endpoint's oldest due delivery (a worker going on with its run).
 
-    With commit=False it joins the caller's transaction: recording a result and taking the
-    next row commit together, so the endpoint's lease count never dips between the two.
+    Returns (id, lease_token, msg_id, trigger_type, attempt_count, payload) or None. With
+    commit=False it joins the caller's transaction: recording a result and taking the next
+    row commit together, so the endpoint's lease count never dips between the two.
     """
     now = utcnow()
     until = now + timedelta(seconds=current_app.config["LEASE_SECONDS"])
+    claimed: Any
     if db.engine.dialect.name == "postgresql":
-        row = db.session.execute(
+        claimed = db.session.execute(
             _CLAIM_NEXT_PG, {"endpoint_id": endpoint_id, "now": now, "until": until}).first()
-        claimed = (str(row[0]), str(row[1])) if row else None
     else:
         found = db.session.execute(
             select(Delivery.id, Delivery.next_attempt_at)
@@ -135,7 +140,12 @@ def claim_next_for_endpoint(endpoint_id: str, commit: bool = True) -> tuple[str,
             .order_by(Delivery.next_attempt_at).limit(1)
         ).first()
         token = _lease(found[0], found[1], now, until) if found else None
-        claimed = (found[0], token) if found and token else None
+        claimed = db.session.execute(
+            select(Delivery.id, Delivery.lease_token, Delivery.msg_id, Delivery.trigger_type,
+                   Delivery.attempt_count, Message.payload)
+            .join(Message, Message.id == Delivery.msg_id)
+            .where(Delivery.id == found[0])
+        ).first() if found and token else None
     if commit:
         db.session.commit()
     return claimed
