@@ -306,3 +306,13 @@ def test_deliver_goes_on_with_the_endpoints_due_rows(
     assert deliver(first.id, first.lease_token) == "success"
     assert len(receiver.requests) == 4
     assert all(fresh(d.id).status == MessageStatus.SUCCESS for d in rest)
+
+
+def test_deliver_chain_cancels_a_purged_row(db_session: object, receiver: Receiver) -> None:
+    first, purged = seed(receiver.url), seed(receiver.url, payload=None)
+    purged.endpoint_id, purged.lease_token = first.endpoint_id, None
+    purged.next_attempt_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    assert deliver(first.id, first.lease_token) == "success"
+    assert len(receiver.requests) == 1
+    assert fresh(purged.id).status == MessageStatus.CANCELED

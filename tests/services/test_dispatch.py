@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -12,6 +18,28 @@ from api.models import Delivery, MessageStatus
 from api.models.common import utcnow
 from api.services import dispatch
 from tests.services.test_delivery import seed
+
+
+@contextmanager
+def serve(got: list[Any]) -> Iterator[str]:
+    """A loopback receiver answering 204 and recording the bodies."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            got.append(self.rfile.read(int(self.headers.get("content-length", 0))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/hook"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture
@@ -113,3 +141,35 @@ def test_claim_next_for_endpoint_takes_oldest_due_row(db_session: object) -> Non
     endpoint_id = db.session.get(Delivery, ids[0]).endpoint_id  # type: ignore[union-attr]
     claimed = [dispatch.claim_next_for_endpoint(endpoint_id) for _ in range(4)]
     assert sorted(c[0] for c in claimed if c) == sorted(ids) and claimed[3] is None
+
+
+def test_sqlite_quickstart_path_delivers_and_chains(
+    tmp_path: Path, published: list[tuple[str, ...]]
+) -> None:
+    """The single-dispatcher SQLite path: claim, deliver, chain, record (no PostgreSQL SQL)."""
+    from flask_migrate import upgrade
+
+    from api import create_app
+    from api.services.delivery import deliver
+    from tests.conftest import test_overrides
+
+    sqlite_app = create_app(test_overrides(
+        SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/q.db", ENDPOINT_CONCURRENCY=1))
+    got: list[bytes] = []
+    with serve(got) as url, sqlite_app.app_context():
+        upgrade()
+        ids = []
+        for _ in range(3):
+            d = seed(url)
+            d.lease_token, d.next_attempt_at = None, utcnow() - timedelta(seconds=1)
+            ids.append(d.id)
+        endpoint_id = db.session.get(Delivery, ids[0]).endpoint_id  # type: ignore[union-attr]
+        for delivery_id in ids:
+            db.session.get(Delivery, delivery_id).endpoint_id = endpoint_id  # type: ignore[union-attr]
+        db.session.commit()
+        assert dispatch.dispatch_due() == 1  # one lease per endpoint (cap 1)
+        _, first, token = published[0]
+        assert deliver(first, token) == "success"
+        db.session.expire_all()
+        statuses = [db.session.get(Delivery, i).status for i in ids]  # type: ignore[union-attr]
+    assert len(got) == 3 and statuses == [MessageStatus.SUCCESS] * 3  # the rest by chaining

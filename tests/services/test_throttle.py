@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from api.services.throttle import acquire_slot, release_slot, reserve_slot
 from tests.conftest import REDIS_URL
@@ -41,7 +43,8 @@ def test_reserve_slot_keeps_reservation_for_parked_delivery(client: redis.Redis)
 
 
 def test_reserve_slot_fails_closed_without_redis() -> None:
-    broken = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    broken = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5,
+                         retry=Retry(NoBackoff(), 0))
     assert reserve_slot(broken, "ep", "d", rate=1.0) > 1.0
 
 
