@@ -32,14 +32,15 @@ def test_reserve_slot_spaces_sends_by_one_over_rate(client: redis.Redis) -> None
 
 def test_reserve_slot_keeps_reservation_for_parked_delivery(client: redis.Redis) -> None:
     endpoint = uuid.uuid4().hex
-    assert reserve_slot(client, endpoint, "a", rate=2.0, inline=0.1) == 0.0
-    parked = reserve_slot(client, endpoint, "b", rate=2.0, inline=0.1)
-    assert 0.4 <= parked <= 0.5  # beyond inline: the slot is reserved for "b"
-    third = reserve_slot(client, endpoint, "c", rate=2.0, inline=0.1)
-    assert 0.9 <= third <= 1.0  # "b" keeps its slot, "c" gets the next one
+    a, b, c = (f"{endpoint}-{name}" for name in "abc")
+    assert reserve_slot(client, endpoint, a, rate=2.0, inline=0.1) == 0.0
+    parked = reserve_slot(client, endpoint, b, rate=2.0, inline=0.1)
+    assert 0.4 <= parked <= 0.5  # beyond inline: the slot is reserved for b
+    third = reserve_slot(client, endpoint, c, rate=2.0, inline=0.1)
+    assert 0.9 <= third <= 1.0  # b keeps its slot, c gets the next one
     time.sleep(parked)
-    assert reserve_slot(client, endpoint, "b", rate=2.0, inline=0.1) <= 0.05  # its own slot
-    assert client.get("herald:throttle:res:b") is None
+    assert reserve_slot(client, endpoint, b, rate=2.0, inline=0.1) <= 0.05  # its own slot
+    assert client.get(f"herald:throttle:res:{b}") is None
 
 
 def test_reserve_slot_fails_closed_without_redis() -> None:
