@@ -244,7 +244,10 @@ class Processes:
         self.env = {**os.environ, "HERALD_ENV": "production", "HERALD_SECRET_KEY": "bench",
                     "DATABASE_URL": DATABASE_URL, "REDIS_URL": REDIS_URL,
                     "HERALD_WHITELIST_SUBNETS": "127.0.0.0/8", "HERALD_LOG_LEVEL": "WARNING",
-                    "HERALD_DISPATCH_INTERVAL": "0.25", "PYTHONPATH": str(ROOT), **env}
+                    "HERALD_DISPATCH_INTERVAL": "0.25", **env,
+                    # BENCH_PYTHONPATH: e.g. a `pip install --target` dir holding gevent
+                    "PYTHONPATH": os.pathsep.join(
+                        p for p in (os.environ.get("BENCH_PYTHONPATH"), str(ROOT)) if p)}
         self.pool, self.concurrency, self.workers = pool, concurrency, workers
         self.procs: list[subprocess.Popen[bytes]] = []
 
@@ -312,7 +315,7 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=10_000)
     parser.add_argument("--endpoints", type=int, default=10)
     parser.add_argument("--pool", default="threads")
-    parser.add_argument("--concurrency", type=int, default=8, help="in total")
+    parser.add_argument("--concurrency", type=int, default=64, help="in total")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
     args = parser.parse_args()
     app = bench_app()

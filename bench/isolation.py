@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--healthy", type=int, default=2000)
     parser.add_argument("--bad", type=int, default=300)
     parser.add_argument("--pool", default="threads")
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=64)
     args = parser.parse_args()
     before, _ = drain(args.healthy, 0, args.pool, args.concurrency)
     shared, bad_attempts = drain(args.healthy, args.bad, args.pool, args.concurrency)

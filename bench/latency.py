@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--endpoints", type=int, default=10)
     parser.add_argument("--pool", default="threads")
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=64)
     args = parser.parse_args()
     app = bench_app()
     reset_database(app)
