@@ -12,6 +12,7 @@ import time
 import tomllib
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import bindparam, insert, select, text, update
@@ -92,19 +93,37 @@ _LOAD = (
 
 # PostgreSQL: fenced update + attempt insert in one round trip. Asynchronous commit: losing
 # this commit in a database crash only means the attempt is made (and recorded) again.
+# PostgreSQL, one round trip: the fenced update, the attempt row and (when chaining after a
+# success) the lease of the endpoint's next due row with its payload. Asynchronous commit:
+# losing this commit in a database crash only means the attempt is made (and recorded) again.
 _RECORD_PG = text("""
 WITH cfg AS (SELECT set_config('synchronous_commit', 'off', true)),
 upd AS (
   UPDATE delivery SET status = :status, next_attempt_at = CAST(:next_at AS timestamptz),
          attempt_count = :count, lease_token = NULL, updated_at = CAST(:now AS timestamptz)
    WHERE id = :delivery_id AND lease_token = :token AND status = 3
-  RETURNING id)
-INSERT INTO message_attempt (id, msg_id, endpoint_id, delivery_id, app_id, url, response,
-  response_status_code, response_duration_ms, status, trigger_type, next_attempt_at, created_at)
-SELECT :attempt_id, :msg_id, :endpoint_id, upd.id, :app_id, :url, :response,
-  CAST(:code AS smallint), CAST(:duration AS bigint), CAST(:attempt_status AS smallint),
-  CAST(:trigger AS smallint), CAST(:next_at AS timestamptz), CAST(:now AS timestamptz)
-FROM upd, cfg
+  RETURNING id),
+ins AS (
+  INSERT INTO message_attempt (id, msg_id, endpoint_id, delivery_id, app_id, url, response,
+    response_status_code, response_duration_ms, status, trigger_type, next_attempt_at,
+    created_at)
+  SELECT :attempt_id, :msg_id, :endpoint_id, upd.id, :app_id, :url, :response,
+    CAST(:code AS smallint), CAST(:duration AS bigint), CAST(:attempt_status AS smallint),
+    CAST(:trigger AS smallint), CAST(:next_at AS timestamptz), CAST(:now AS timestamptz)
+  FROM upd, cfg
+  RETURNING id),
+nxt AS (
+  UPDATE delivery SET lease_token = replace(CAST(gen_random_uuid() AS text), '-', ''),
+         next_attempt_at = CAST(:until AS timestamptz), updated_at = CAST(:now AS timestamptz)
+   WHERE id = (SELECT id FROM delivery
+                WHERE endpoint_id = :endpoint_id AND status = 3
+                  AND next_attempt_at <= CAST(:now AS timestamptz)
+                  AND CAST(:chain AS boolean) AND EXISTS (SELECT 1 FROM upd)
+                ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+  RETURNING id, lease_token, msg_id, trigger_type, attempt_count)
+SELECT (SELECT count(*) FROM ins) AS written, nxt.id, nxt.lease_token, nxt.msg_id,
+       nxt.trigger_type, nxt.attempt_count, m.payload
+  FROM (SELECT 1) AS one LEFT JOIN nxt ON true LEFT JOIN message m ON m.id = nxt.msg_id
 """)
 
 
@@ -206,15 +225,20 @@ def _record(
     moment = now or utcnow()
     status, next_at = _next_state(job, outcome, moment)
     attempt_status = MessageStatus.SUCCESS if outcome.ok else MessageStatus.FAIL
+    chain = chain and outcome.ok
+    claimed: Any = None
     if db.engine.dialect.name == "postgresql":
-        written = db.session.execute(_RECORD_PG, {
+        lease = timedelta(seconds=current_app.config["LEASE_SECONDS"])
+        row = db.session.execute(_RECORD_PG, {
             "status": int(status), "next_at": next_at, "count": job.attempt_count + 1,
             "now": moment, "delivery_id": job.delivery_id, "token": job.lease_token,
             "attempt_id": new_id("atmpt"), "msg_id": job.msg_id, "endpoint_id": job.endpoint_id,
             "app_id": job.app_id, "url": job.url, "response": outcome.response,
             "code": outcome.status_code, "duration": outcome.duration_ms,
             "attempt_status": int(attempt_status), "trigger": job.trigger_type,
-        }).rowcount  # type: ignore[attr-defined]
+            "chain": chain, "until": moment + lease,
+        }).one()
+        written, claimed = bool(row.written), (row if row.id is not None else None)
     else:
         written = _fenced(job.delivery_id, job.lease_token, status=status,
                           next_attempt_at=next_at, attempt_count=job.attempt_count + 1,
@@ -227,13 +251,12 @@ def _record(
                 response_duration_ms=outcome.duration_ms, status=attempt_status,
                 trigger_type=job.trigger_type, next_attempt_at=next_at, created_at=moment,
             ))
+            claimed = claim_next_for_endpoint(job.endpoint_id, commit=False) if chain else None
     if not written:
         db.session.rollback()
         logger.info("delivery.stale_result", extra={"delivery_id": job.delivery_id})
         return "stale", None
     _track_endpoint_health(job, outcome.ok, moment)
-    claimed = claim_next_for_endpoint(job.endpoint_id, commit=False) if (
-        chain and outcome.ok) else None
     following = None
     if claimed is not None and claimed.payload is None:  # purged meanwhile: finish it here
         _fenced(claimed.id, claimed.lease_token, status=MessageStatus.CANCELED,
