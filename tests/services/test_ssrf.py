@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -81,3 +83,54 @@ def test_post_connects_to_checked_address_keeping_host_header(
     outcome = post(url, b"{}", {}, 5.0, whitelist=allowed)
     assert outcome.status_code == 204 and outcome.ok
     assert hosts and hosts[0].startswith("localhost:")
+
+
+@pytest.fixture
+def answering() -> Iterator[tuple[str, dict[str, bytes]]]:
+    """A loopback server whose response body per path is set by the test."""
+    bodies: dict[str, bytes] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            body = bodies.get(self.path, b"")
+            self.send_response(200)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_port}", bodies
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_post_keeps_at_most_20000_bytes_of_the_response(
+    answering: tuple[str, dict[str, bytes]],
+) -> None:
+    base, bodies = answering
+    bodies["/big"] = "é".encode() * 30_000  # 60 KB of two-byte characters
+    outcome = post(base + "/big", b"{}", {}, 5.0, LOOPBACK)
+    assert outcome.ok and outcome.response == "é" * 10_000
+
+
+def test_post_stores_non_utf8_response_as_base64(
+    answering: tuple[str, dict[str, bytes]],
+) -> None:
+    base, bodies = answering
+    bodies["/bin"] = b"\xff\xfe\x00binary"
+    outcome = post(base + "/bin", b"{}", {}, 5.0, LOOPBACK)
+    assert base64.b64decode(outcome.response) == b"\xff\xfe\x00binary"
+
+
+def test_post_without_response_gives_status_zero_and_error_text() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    outcome = post(f"http://127.0.0.1:{port}/", b"{}", {}, 5.0, LOOPBACK)
+    assert outcome.status_code == 0 and not outcome.ok
+    assert "ConnectionError" in outcome.response and outcome.duration_ms >= 0
