@@ -144,10 +144,10 @@ def load_job(delivery_id: str, token: str) -> Job | str:
                 lease_token=None, updated_at=now)
         db.session.commit()
         return "disabled" if row.disabled else "payload_expired"
-    needed = timedelta(seconds=float(config["REQUEST_TIMEOUT"]) + THROTTLE_INLINE_WAIT + 30)
-    if row.next_attempt_at is None or row.next_attempt_at - now < needed:
-        lease = timedelta(seconds=max(float(config["LEASE_SECONDS"]), needed.total_seconds()))
-        if not _fenced(delivery_id, token, next_attempt_at=now + lease):
+    lease = float(config["LEASE_SECONDS"])
+    needed = min(float(config["REQUEST_TIMEOUT"]) + THROTTLE_INLINE_WAIT + 30, lease / 2)
+    if row.next_attempt_at is None or row.next_attempt_at - now < timedelta(seconds=needed):
+        if not _fenced(delivery_id, token, next_attempt_at=now + timedelta(seconds=lease)):
             db.session.rollback()
             return "stale"
         db.session.commit()
