@@ -32,7 +32,7 @@ def _key() -> str | None:
     return "herald:idem:" + hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
-def _replay(stored: bytes) -> Response:
+def _replay(stored: bytes | str) -> Response:
     data = json.loads(stored)
     response = Response(data["body"], status=data["status"], mimetype="application/json")
     response.headers["Idempotent-Replayed"] = "true"

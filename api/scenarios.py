@@ -3,13 +3,15 @@ schemas and services as the API, so a scenario is also a smoke test of them."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from api.services import applications, endpoints, event_types, messages, tokens
 from serializers.applications import ApplicationIn
 from serializers.endpoints import EndpointIn
 from serializers.event_types import EventTypeIn
 from serializers.messages import MessageIn
 
-DEMO_EVENT_TYPES = [
+DEMO_EVENT_TYPES: list[dict[str, Any]] = [
     {"name": "user.signup", "description": "A user signed up"},
     {"name": "invoice.paid", "description": "An invoice was paid",
      "schemas": {"1": {"type": "object", "required": ["id"],

@@ -45,7 +45,7 @@ def endpoint_matches(endpoint: Endpoint, event_type: str, channels: Sequence[str
     if endpoint.event_types and event_type not in endpoint.event_types:
         return False
     if endpoint.channels:  # a message without channels never reaches a channel-filtered endpoint
-        return bool(channels) and not set(endpoint.channels).isdisjoint(channels)
+        return bool(channels) and not set(endpoint.channels).isdisjoint(channels or ())
     return True
 
 
