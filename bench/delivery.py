@@ -258,8 +258,10 @@ class Processes:
                   "--without-heartbeat", "--loglevel", "WARNING"]
         beat = [*celery, "beat", "--loglevel", "WARNING",
                 "--schedule", f"/tmp/herald-bench-beat-{os.getpid()}"]
+        log = open(f"/tmp/herald-bench-{os.getpid()}.log", "ab")
         for argv in [*[worker] * self.workers, beat]:
-            self.procs.append(subprocess.Popen(argv, cwd=ROOT, env=self.env,
+            self.procs.append(subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log,
+                                               stderr=subprocess.STDOUT,
                                                start_new_session=True))
         time.sleep(4.0)  # let the worker connect and fork before the clock starts
         return self
