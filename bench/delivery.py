@@ -227,12 +227,15 @@ def app_of(app: Any, endpoint_id: str) -> tuple[str, str]:
 
 def make_due(app: Any) -> float:
     """Make every pending delivery due now; returns the wall time it happened."""
-    from sqlalchemy import text
+    from sqlalchemy import update
 
     from api.extensions import db
+    from api.models import Delivery
+    from api.models.common import utcnow
 
     with app.app_context():
-        db.session.execute(text("UPDATE delivery SET next_attempt_at = now() WHERE status = 3"))
+        db.session.execute(update(Delivery).where(Delivery.status == 3)
+                           .values(next_attempt_at=utcnow()))
         db.session.commit()
     return time.time()
 
