@@ -6,17 +6,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from marshmallow import ValidationError, fields, missing, validate, validates_schema
-from webargs.fields import DelimitedList
 
 from serializers.base import (
-    CHANNEL_PATTERN,
     UID_PATTERN,
     BaseSchema,
     ListQuery,
     UTCDateTime,
     list_response,
 )
-from serializers.messages import TAG_PATTERN, MessageOut
+from serializers.messages import MessageFilterFields, MessageOut
 
 STATUS_TEXT = {0: "success", 1: "pending", 2: "fail", 3: "sending", 4: "canceled"}
 STATUS_CODE_CLASSES = (0, 100, 200, 300, 400, 500)
@@ -88,25 +86,13 @@ class MessageEndpointOut(StatusFields):
     updated_at = UTCDateTime(data_key="updatedAt", required=True)
 
 
-class MessageFilterQuery(ListQuery):
+class MessageFilterQuery(ListQuery, MessageFilterFields):
     """Filters shared by the attempt lists: time window, message channel/tag/event types."""
 
     class Meta(ListQuery.Meta):
         exclude = ("order",)
 
     status = fields.Integer(load_default=None, validate=validate.OneOf(sorted(STATUS_TEXT)))
-    channel = fields.String(
-        load_default=None, validate=[validate.Length(1, 128), validate.Regexp(CHANNEL_PATTERN)]
-    )
-    tag = fields.String(
-        load_default=None, validate=[validate.Length(1, 128), validate.Regexp(TAG_PATTERN)]
-    )
-    before = UTCDateTime(load_default=None)
-    after = UTCDateTime(load_default=None)
-    # no load_default: apispec cannot render a None default of a DelimitedList
-    event_types = DelimitedList(
-        fields.String(validate=[validate.Length(1, 256), validate.Regexp(UID_PATTERN)])
-    )
     with_content = fields.Boolean(load_default=True)
     expanded_statuses = fields.Boolean(load_default=True)  # accepted; we never hide status 4
 

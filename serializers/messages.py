@@ -131,11 +131,8 @@ class WithContentQuery(BaseSchema):
     with_content = fields.Boolean(load_default=True)
 
 
-class MessageListQuery(ListQuery, WithContentQuery):
-    """Filters of GET /app/{app_id}/msg; list values such as event_types are comma-joined."""
-
-    class Meta(ListQuery.Meta):
-        exclude = ("order",)
+class MessageFilterFields(BaseSchema):
+    """Filters on messages shared by the message and attempt lists (event_types comma-joined)."""
 
     channel = fields.String(
         load_default=None, validate=[validate.Length(1, 128), validate.Regexp(CHANNEL_PATTERN)]
@@ -149,6 +146,13 @@ class MessageListQuery(ListQuery, WithContentQuery):
     event_types = DelimitedList(
         fields.String(validate=[validate.Length(1, 256), validate.Regexp(UID_PATTERN)])
     )
+
+
+class MessageListQuery(ListQuery, WithContentQuery, MessageFilterFields):
+    """Query of GET /app/{app_id}/msg."""
+
+    class Meta(ListQuery.Meta):
+        exclude = ("order",)
 
 
 MessageListOut = list_response(MessageOut, "ListResponseMessageOut")

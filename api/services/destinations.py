@@ -14,7 +14,7 @@ from api.ids import boundary_id
 from api.models import Delivery, Endpoint, Message, MessageStatus
 from api.models.common import utcnow
 from api.pagination import Page, paginate
-from api.services.attempts import clamp_moment, id_bounds, message_filters
+from api.services.filters import clamp_moment, id_bounds, message_filters
 from api.services.lookup import get_application, get_endpoint, get_message
 
 STATS_DEFAULT = timedelta(days=28)

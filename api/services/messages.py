@@ -8,28 +8,23 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     Select,
     and_,
     bindparam,
-    exists,
-    func,
     insert,
-    literal,
     or_,
     select,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql.expression import type_coerce
 
 from api.errors import Conflict, NotFound, Unprocessable
 from api.extensions import db
-from api.ids import boundary_id, is_id, new_id
+from api.ids import is_id, new_id
 from api.models import Application, Delivery, Endpoint, Message
 from api.models.common import utcnow
 from api.pagination import Page, paginate
 from api.services import outbox
+from api.services.filters import id_bounds, message_filters
 from api.services.lookup import get_application, get_message
 
 logger = logging.getLogger(__name__)
@@ -164,14 +159,6 @@ def create_message(org_id: str, app_id_or_uid: str, data: dict[str, Any]) -> Mes
     return message
 
 
-def _json_array_contains(column: Any, value: str) -> ColumnElement[bool]:
-    """`value` is an element of the JSON array in `column` (JSONB @> on PostgreSQL)."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        return type_coerce(column, JSONB).contains([value])
-    items = func.json_each(column).table_valued("value")
-    return exists(select(literal(1)).select_from(items).where(items.c.value == value))
-
-
 def list_messages(
     org_id: str,
     app_id_or_uid: str,
@@ -187,17 +174,10 @@ def list_messages(
     """A page of the app's messages, newest first; ids are time-sortable, so time bounds are
     id bounds on the (app_id, id) index."""
     app = get_application(org_id, app_id_or_uid)
-    query: Select[Any] = select(Message).where(Message.app_id == app.id)
-    if before is not None:
-        query = query.where(Message.id < boundary_id("msg", before))
-    if after is not None:
-        query = query.where(Message.id > boundary_id("msg", after, upper=True))
-    if event_types:
-        query = query.where(Message.event_type.in_(list(event_types)))
-    if channel:
-        query = query.where(_json_array_contains(Message.channels, channel))
-    if tag:
-        query = query.where(_json_array_contains(Message.tags, tag))
+    query: Select[Any] = select(Message).where(
+        Message.app_id == app.id, *id_bounds(Message.id, "msg", before, after, iterator)
+    )
+    query = message_filters(query, channel, tag, list(event_types or []))
     return paginate(query, Message.id, limit, iterator, descending=True)
 
 

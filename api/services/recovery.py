@@ -21,7 +21,7 @@ from api.models import (
 )
 from api.models.common import utcnow
 from api.services import outbox
-from api.services.attempts import clamp_moment
+from api.services.filters import clamp_moment
 from api.services.lookup import get_application, get_endpoint
 from api.services.queue import enqueue
 

@@ -286,7 +286,8 @@ def test_list_messages_newest_first_with_pagination(
     with freeze_time("2024-05-01T12:00:00Z", auto_tick_seconds=1):  # ids sort by 1/256 s
         ids = [post_message(client, auth_headers, "shop", payload={"n": n}).get_json()["id"]
                for n in range(5)]
-    first = client.get("/api/v1/app/shop/msg?limit=2", headers=auth_headers).get_json()
+        # lists cover 90 days around the anchor (now, before/after or the iterator), as Svix's
+        first = client.get("/api/v1/app/shop/msg?limit=2", headers=auth_headers).get_json()
     assert [m["id"] for m in first["data"]] == ids[::-1][:2] and first["done"] is False
     second = client.get(f"/api/v1/app/shop/msg?limit=2&iterator={first['iterator']}",
                         headers=auth_headers).get_json()
@@ -308,8 +309,9 @@ def test_list_messages_filters_event_types_channel_and_tag(
         b = post_message(client, auth_headers, "shop", eventType="c.d").get_json()["id"]
         post_message(client, auth_headers, "shop", eventType="e.f", channels=["us"])
 
-    def ids(query: str) -> list[str]:
-        body = client.get(f"/api/v1/app/shop/msg?{query}", headers=auth_headers).get_json()
+    def ids(query: str) -> list[str]:  # `before` anchors the 90-day list window in 2024
+        url = f"/api/v1/app/shop/msg?{query}&before=2024-05-02T00:00:00Z"
+        body = client.get(url, headers=auth_headers).get_json()
         return [m["id"] for m in body["data"]]
 
     assert ids("event_types=a.b%2Cc.d") == [b, a]
@@ -351,3 +353,17 @@ def test_list_messages_invalid_limit_returns_422(
     assert response.status_code == 422
     assert response.get_json()["detail"][0]["loc"] == ["query", "limit"]
     assert json.loads(response.data)  # JSON, never HTML
+
+
+def test_list_messages_covers_90_days_around_the_anchor(
+    client: FlaskClient, auth_headers: Headers, application: Application
+) -> None:
+    with freeze_time("2024-01-01T12:00:00Z"):
+        old = post_message(client, auth_headers, "shop").get_json()["id"]
+    with freeze_time("2024-05-01T12:00:00Z"):  # 121 days later
+        recent = post_message(client, auth_headers, "shop").get_json()["id"]
+        now_list = client.get("/api/v1/app/shop/msg", headers=auth_headers).get_json()
+    assert [m["id"] for m in now_list["data"]] == [recent]
+    anchored = client.get("/api/v1/app/shop/msg?before=2024-01-02T00:00:00Z",
+                          headers=auth_headers).get_json()
+    assert [m["id"] for m in anchored["data"]] == [old]
