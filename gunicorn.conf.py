@@ -15,7 +15,7 @@ _ROOT = os.path.dirname(os.path.abspath(__file__))
 _RUN_DIR = os.environ.get("HERALD_RUN_DIR", os.path.join(_ROOT, "var", "run"))
 os.makedirs(_RUN_DIR, exist_ok=True)
 
-bind = "%s:%s" % (os.environ.get("HERALD_BIND", "127.0.0.1"), os.environ.get("PORT", "8000"))
+bind = "{}:{}".format(os.environ.get("HERALD_BIND", "127.0.0.1"), os.environ.get("PORT", "8000"))
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = os.environ.get("HERALD_WORKER_CLASS", "sync")
 threads = int(os.environ.get("HERALD_WEB_THREADS", "1"))
@@ -33,7 +33,7 @@ reuse_port = False  # reuse_port breaks USR2 (the new master gets GUNICORN_FD=''
 
 
 def _handoff_counter(master_pid):
-    return os.path.join(_RUN_DIR, "usr2-booted.%d" % master_pid)
+    return os.path.join(_RUN_DIR, f"usr2-booted.{master_pid}")
 
 
 def _usr2_old_master():
@@ -45,7 +45,7 @@ def _usr2_old_master():
     if old <= 1:
         return None
     try:  # guard against PID reuse: the old master must be our master's parent
-        with open("/proc/%d/stat" % os.getppid()) as stat:
+        with open(f"/proc/{os.getppid()}/stat") as stat:
             master_ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
     except (OSError, ValueError, IndexError):
         return old

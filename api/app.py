@@ -20,9 +20,7 @@ OPENAPI_SETTINGS = {
     "OPENAPI_URL_PREFIX": "/api/v1",
     "OPENAPI_JSON_PATH": "openapi.json",
     "API_SPEC_OPTIONS": {
-        "components": {
-            "securitySchemes": {"HTTPBearer": {"type": "http", "scheme": "bearer"}}
-        },
+        "components": {"securitySchemes": {"HTTPBearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{"HTTPBearer": []}],
     },
 }
@@ -63,7 +61,13 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 def register_blueprints(app: Flask) -> None:
     """Import each service's Blueprint here (inside the factory) and register it."""
     from api.blueprints import (
-        applications, attempts, auth, endpoints, event_types, health, messages,
+        applications,
+        attempts,
+        auth,
+        endpoints,
+        event_types,
+        health,
+        messages,
     )
 
     for module in (health, auth, applications, event_types, endpoints, messages, attempts):
@@ -79,7 +83,8 @@ def register_request_hooks(app: Flask) -> None:
         if request.content_length is not None and request.content_length > limit:
             raise RequestEntityTooLarge()  # refuse before auth or parsing even start
         g.request_id = (
-            request.headers.get("X-Request-Id") or request.headers.get("svix-req-id")
+            request.headers.get("X-Request-Id")
+            or request.headers.get("svix-req-id")
             or uuid.uuid4().hex
         )[:64]
 

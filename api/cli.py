@@ -23,8 +23,12 @@ def create_token_command(org_name: str) -> None:
 
 
 @scenario_cli.command("demo")
-@click.option("--receiver-url", default="http://127.0.0.1:9999/webhook", show_default=True,
-              help="Where the demo endpoint points.")
+@click.option(
+    "--receiver-url",
+    default="http://127.0.0.1:9999/webhook",
+    show_default=True,
+    help="Where the demo endpoint points.",
+)
 def demo_scenario_command(receiver_url: str) -> None:
     """Seed a demo org, token, application, event types, endpoint and a message."""
     for line in scenarios.seed_demo(receiver_url):

@@ -154,8 +154,10 @@ def load_config(
     if env == "production":
         missing = [
             name
-            for name, key in (("HERALD_SECRET_KEY", "SECRET_KEY"),
-                              ("DATABASE_URL", "SQLALCHEMY_DATABASE_URI"))
+            for name, key in (
+                ("HERALD_SECRET_KEY", "SECRET_KEY"),
+                ("DATABASE_URL", "SQLALCHEMY_DATABASE_URI"),
+            )
             if not config.get(key)
         ]
         if missing:

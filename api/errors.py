@@ -102,8 +102,10 @@ def document_errors(app: Flask, api: Api) -> None:
     api.init_app(app)
     api.spec.components.response(  # type: ignore[union-attr]
         "UNPROCESSABLE_ENTITY",
-        {"description": "Unprocessable Entity",
-         "content": {"application/json": {"schema": HttpValidationErrorOut}}},
+        {
+            "description": "Unprocessable Entity",
+            "content": {"application/json": {"schema": HttpValidationErrorOut}},
+        },
         lazy=True,
     )
 
@@ -129,8 +131,17 @@ def register_error_handlers(app: Flask) -> None:
         data = getattr(exc, "data", None)  # webargs/flask-smorest attach parser messages here
         if status == 400 and data and "json" in data.get("messages", {}):
             # webargs' "Invalid JSON body": Svix answers 422 value_error.jsondecode
-            return jsonify({"detail": [{"loc": ["body"], "msg": "Invalid JSON body.",
-                                        "type": "value_error.jsondecode"}]}), 422
+            return jsonify(
+                {
+                    "detail": [
+                        {
+                            "loc": ["body"],
+                            "msg": "Invalid JSON body.",
+                            "type": "value_error.jsondecode",
+                        }
+                    ]
+                }
+            ), 422
         if status == 422 and data and "messages" in data:
             items: list[dict[str, Any]] = []
             for location, messages in data["messages"].items():
@@ -146,8 +157,17 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(RecursionError)
     def _too_deep(exc: RecursionError) -> ResponseReturnValue:
         # e.g. a JSON body of 50,000 nested arrays: the parser recurses past Python's limit
-        return jsonify({"detail": [{"loc": ["body"], "msg": "JSON nested too deeply.",
-                                    "type": "value_error.jsondecode"}]}), 422
+        return jsonify(
+            {
+                "detail": [
+                    {
+                        "loc": ["body"],
+                        "msg": "JSON nested too deeply.",
+                        "type": "value_error.jsondecode",
+                    }
+                ]
+            }
+        ), 422
 
     @app.errorhandler(Exception)
     def _unhandled(exc: Exception) -> ResponseReturnValue:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -30,12 +30,12 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc) if value is not None else None
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC) if value is not None else None
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value
 
 
@@ -53,7 +53,9 @@ openapi = Api()
 def init_redis(app: Flask) -> None:
     """Create the app's Redis client with bounded timeouts (a hung Redis must not hang us)."""
     app.extensions["redis"] = redis.Redis.from_url(
-        app.config["REDIS_URL"], socket_timeout=5, socket_connect_timeout=3,
+        app.config["REDIS_URL"],
+        socket_timeout=5,
+        socket_connect_timeout=3,
         health_check_interval=25,
     )
 

@@ -57,8 +57,9 @@ def register_idempotency(app: Flask) -> None:
             if stored is not None and stored != IN_PROGRESS:
                 return _replay(stored)
             if time.monotonic() >= deadline:
-                raise ApiError(409, "conflict",
-                               "A request with this idempotency key is still in progress.")
+                raise ApiError(
+                    409, "conflict", "A request with this idempotency key is still in progress."
+                )
             time.sleep(0.1)
 
     @app.after_request
@@ -69,8 +70,9 @@ def register_idempotency(app: Flask) -> None:
         redis = get_redis()
         if 200 <= response.status_code < 300:
             body = response.get_data(as_text=True)
-            redis.set(key, json.dumps({"status": response.status_code, "body": body}),
-                      ex=TTL_SECONDS)
+            redis.set(
+                key, json.dumps({"status": response.status_code, "body": body}), ex=TTL_SECONDS
+            )
         else:
             redis.delete(key)
         return response

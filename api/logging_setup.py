@@ -39,7 +39,8 @@ def configure_logging(level: str = "INFO", json_output: bool = False) -> None:
     """Send the `api` and `workers` loggers to stdout once."""
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(
-        JsonFormatter() if json_output
+        JsonFormatter()
+        if json_output
         else PlainFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")
     )
     for name in ("api", "workers"):

@@ -13,9 +13,13 @@ from serializers.messages import MessageIn
 
 DEMO_EVENT_TYPES: list[dict[str, Any]] = [
     {"name": "user.signup", "description": "A user signed up"},
-    {"name": "invoice.paid", "description": "An invoice was paid",
-     "schemas": {"1": {"type": "object", "required": ["id"],
-                       "properties": {"id": {"type": "string"}}}}},
+    {
+        "name": "invoice.paid",
+        "description": "An invoice was paid",
+        "schemas": {
+            "1": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}
+        },
+    },
 ]
 
 
@@ -30,17 +34,32 @@ def seed_demo(receiver_url: str = "http://127.0.0.1:9999/webhook") -> list[str]:
         event_types.create_event_type(org.id, EventTypeIn().load(spec))
         lines.append(f"event type: {spec['name']}")
     app, _ = applications.create_application(
-        org.id, ApplicationIn().load({"name": "Demo shop", "uid": "demo-shop"}),
+        org.id,
+        ApplicationIn().load({"name": "Demo shop", "uid": "demo-shop"}),
         get_if_exists=True,
     )
     lines.append(f"application: {app.name} ({app.id}, uid {app.uid})")
-    endpoint = endpoints.create_endpoint(org.id, app.id, EndpointIn().load({
-        "url": receiver_url, "description": "Demo receiver",
-        "eventTypes": [spec["name"] for spec in DEMO_EVENT_TYPES],
-    }))
+    endpoint = endpoints.create_endpoint(
+        org.id,
+        app.id,
+        EndpointIn().load(
+            {
+                "url": receiver_url,
+                "description": "Demo receiver",
+                "eventTypes": [spec["name"] for spec in DEMO_EVENT_TYPES],
+            }
+        ),
+    )
     lines.append(f"endpoint: {endpoint.url} ({endpoint.id}, secret {endpoint.secret})")
-    message = messages.create_message(org.id, app.id, MessageIn().load({
-        "eventType": "user.signup", "payload": {"id": "user_1", "email": "ada@example.com"},
-    }))
+    message = messages.create_message(
+        org.id,
+        app.id,
+        MessageIn().load(
+            {
+                "eventType": "user.signup",
+                "payload": {"id": "user_1", "email": "ada@example.com"},
+            }
+        ),
+    )
     lines.append(f"message: {message.event_type} ({message.id})")
     return lines

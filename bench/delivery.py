@@ -27,13 +27,22 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-DATABASE_URL = os.environ.get("BENCH_DATABASE_URL",
-                              "postgresql://postgres@127.0.0.1:5432/herald_bench_delivery")
+DATABASE_URL = os.environ.get(
+    "BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/herald_bench_delivery"
+)
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
 SECRET = "whsec_" + base64.b64encode(b"b" * 24).decode()
-BODY = json.dumps({"type": "invoice.paid", "data": {"id": "in_123", "amount": 4200,
-                   "lines": [{"sku": f"sku-{i}", "qty": i} for i in range(8)]}},
-                  separators=(",", ":"))
+BODY = json.dumps(
+    {
+        "type": "invoice.paid",
+        "data": {
+            "id": "in_123",
+            "amount": 4200,
+            "lines": [{"sku": f"sku-{i}", "qty": i} for i in range(8)],
+        },
+    },
+    separators=(",", ":"),
+)
 
 
 def run_receiver(port: int) -> None:
@@ -62,8 +71,9 @@ def run_receiver(port: int) -> None:
         def do_GET(self) -> None:
             with lock:
                 views = {"/times": arrivals, "/ids": first_seen}
-                body = json.dumps(views.get(self.path) or
-                                  {k: len(v) for k, v in arrivals.items()}).encode()
+                body = json.dumps(
+                    views.get(self.path) or {k: len(v) for k, v in arrivals.items()}
+                ).encode()
             self.send_response(200)
             self.send_header("content-length", str(len(body)))
             self.end_headers()
@@ -93,8 +103,9 @@ def receiver() -> Iterator[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "bench.delivery", "receiver", str(port)],
-                            cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.delivery", "receiver", str(port)], cwd=ROOT
+    )
     base = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
@@ -125,9 +136,17 @@ def bench_app(**overrides: Any) -> Any:
     """A Herald app on the bench database (production settings, loopback whitelisted)."""
     from api import create_app
 
-    return create_app({"ENV": "production", "SECRET_KEY": "bench",
-                       "SQLALCHEMY_DATABASE_URI": DATABASE_URL, "REDIS_URL": REDIS_URL,
-                       "WHITELIST_SUBNETS": "127.0.0.0/8", "LOG_LEVEL": "WARNING", **overrides})
+    return create_app(
+        {
+            "ENV": "production",
+            "SECRET_KEY": "bench",
+            "SQLALCHEMY_DATABASE_URI": DATABASE_URL,
+            "REDIS_URL": REDIS_URL,
+            "WHITELIST_SUBNETS": "127.0.0.0/8",
+            "LOG_LEVEL": "WARNING",
+            **overrides,
+        }
+    )
 
 
 def reset_database(app: Any) -> None:
@@ -145,8 +164,9 @@ def reset_database(app: Any) -> None:
         db.engine.dispose()
 
 
-def seed(app: Any, urls: list[str], per_url: int, due_in: float = 3600.0,
-         throttle: int | None = None) -> list[str]:
+def seed(
+    app: Any, urls: list[str], per_url: int, due_in: float = 3600.0, throttle: int | None = None
+) -> list[str]:
     """Bulk insert one endpoint per url and `per_url` messages each (deliveries due later)."""
     from sqlalchemy import insert
 
@@ -165,8 +185,14 @@ def seed(app: Any, urls: list[str], per_url: int, due_in: float = 3600.0,
         db.session.flush()
         endpoint_ids = []
         for url in urls:
-            ep = Endpoint(app_id=application.id, url=url, secret=SECRET, old_keys=[], headers={},
-                          throttle_rate=throttle)
+            ep = Endpoint(
+                app_id=application.id,
+                url=url,
+                secret=SECRET,
+                old_keys=[],
+                headers={},
+                throttle_rate=throttle,
+            )
             db.session.add(ep)
             db.session.flush()
             endpoint_ids.append(ep.id)
@@ -174,17 +200,35 @@ def seed(app: Any, urls: list[str], per_url: int, due_in: float = 3600.0,
         for ep_id in endpoint_ids:
             for _ in range(per_url):
                 msg_id = new_id("msg")
-                messages.append({"id": msg_id, "app_id": application.id, "org_id": org.id,
-                                 "event_type": "invoice.paid", "payload": BODY,
-                                 "expiration": now + timedelta(days=90), "created_at": now})
-                deliveries.append({"id": new_id("msgep"), "msg_id": msg_id, "endpoint_id": ep_id,
-                                   "app_id": application.id, "status": 3, "trigger_type": 0,
-                                   "attempt_count": 0, "lease_token": None,
-                                   "next_attempt_at": now + timedelta(seconds=due_in),
-                                   "created_at": now, "updated_at": now})
+                messages.append(
+                    {
+                        "id": msg_id,
+                        "app_id": application.id,
+                        "org_id": org.id,
+                        "event_type": "invoice.paid",
+                        "payload": BODY,
+                        "expiration": now + timedelta(days=90),
+                        "created_at": now,
+                    }
+                )
+                deliveries.append(
+                    {
+                        "id": new_id("msgep"),
+                        "msg_id": msg_id,
+                        "endpoint_id": ep_id,
+                        "app_id": application.id,
+                        "status": 3,
+                        "trigger_type": 0,
+                        "attempt_count": 0,
+                        "lease_token": None,
+                        "next_attempt_at": now + timedelta(seconds=due_in),
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
         for start in range(0, len(messages), 2000):
-            db.session.execute(insert(Message), messages[start:start + 2000])
-            db.session.execute(insert(Delivery), deliveries[start:start + 2000])
+            db.session.execute(insert(Message), messages[start : start + 2000])
+            db.session.execute(insert(Delivery), deliveries[start : start + 2000])
         db.session.commit()
         return endpoint_ids
 
@@ -202,12 +246,19 @@ def accept(app: Any, app_id: str, org_id: str, endpoint_ids: list[str]) -> tuple
     from api.services import outbox
 
     with app.app_context():
-        message = Message(app_id=app_id, org_id=org_id, event_type="invoice.paid", payload=BODY,
-                          expiration=utcnow() + timedelta(days=90))
+        message = Message(
+            app_id=app_id,
+            org_id=org_id,
+            event_type="invoice.paid",
+            payload=BODY,
+            expiration=utcnow() + timedelta(days=90),
+        )
         db.session.add(message)
         db.session.flush()
-        deliveries = [outbox.add_delivery(message, SimpleNamespace(id=ep))  # type: ignore[arg-type]
-                      for ep in endpoint_ids]
+        deliveries = [
+            outbox.add_delivery(message, SimpleNamespace(id=ep))  # type: ignore[arg-type]
+            for ep in endpoint_ids
+        ]
         db.session.commit()
         committed = time.time()
         outbox.publish(deliveries)
@@ -234,8 +285,9 @@ def make_due(app: Any) -> float:
     from api.models.common import utcnow
 
     with app.app_context():
-        db.session.execute(update(Delivery).where(Delivery.status == 3)
-                           .values(next_attempt_at=utcnow()))
+        db.session.execute(
+            update(Delivery).where(Delivery.status == 3).values(next_attempt_at=utcnow())
+        )
         db.session.commit()
     return time.time()
 
@@ -244,28 +296,61 @@ class Processes:
     """Herald worker + beat subprocesses for the bench database; killed by process group."""
 
     def __init__(self, pool: str, concurrency: int, workers: int = 1, **env: str) -> None:
-        self.env = {**os.environ, "HERALD_ENV": "production", "HERALD_SECRET_KEY": "bench",
-                    "DATABASE_URL": DATABASE_URL, "REDIS_URL": REDIS_URL,
-                    "HERALD_WHITELIST_SUBNETS": "127.0.0.0/8", "HERALD_LOG_LEVEL": "WARNING",
-                    "HERALD_DISPATCH_INTERVAL": "0.25", **env,
-                    # BENCH_PYTHONPATH: e.g. a `pip install --target` dir holding gevent
-                    "PYTHONPATH": os.pathsep.join(
-                        p for p in (os.environ.get("BENCH_PYTHONPATH"), str(ROOT)) if p)}
+        self.env = {
+            **os.environ,
+            "HERALD_ENV": "production",
+            "HERALD_SECRET_KEY": "bench",
+            "DATABASE_URL": DATABASE_URL,
+            "REDIS_URL": REDIS_URL,
+            "HERALD_WHITELIST_SUBNETS": "127.0.0.0/8",
+            "HERALD_LOG_LEVEL": "WARNING",
+            "HERALD_DISPATCH_INTERVAL": "0.25",
+            **env,
+            # BENCH_PYTHONPATH: e.g. a `pip install --target` dir holding gevent
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (os.environ.get("BENCH_PYTHONPATH"), str(ROOT)) if p
+            ),
+        }
         self.pool, self.concurrency, self.workers = pool, concurrency, workers
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def __enter__(self) -> Processes:
         celery = [str(BIN / "celery"), "-A", "workers.main"]
-        worker = [*celery, "worker", "-P", self.pool, "-c", str(self.concurrency),
-                  "-Q", "herald,herald.dispatch", "--without-gossip", "--without-mingle",
-                  "--without-heartbeat", "--loglevel", "WARNING"]
-        beat = [*celery, "beat", "--loglevel", "WARNING",
-                "--schedule", f"/tmp/herald-bench-beat-{os.getpid()}"]
+        worker = [
+            *celery,
+            "worker",
+            "-P",
+            self.pool,
+            "-c",
+            str(self.concurrency),
+            "-Q",
+            "herald,herald.dispatch",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel",
+            "WARNING",
+        ]
+        beat = [
+            *celery,
+            "beat",
+            "--loglevel",
+            "WARNING",
+            "--schedule",
+            f"/tmp/herald-bench-beat-{os.getpid()}",
+        ]
         log = open(f"/tmp/herald-bench-{os.getpid()}.log", "ab")
         for argv in [*[worker] * self.workers, beat]:
-            self.procs.append(subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log,
-                                               stderr=subprocess.STDOUT,
-                                               start_new_session=True))
+            self.procs.append(
+                subprocess.Popen(
+                    argv,
+                    cwd=ROOT,
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
         time.sleep(4.0)  # let the worker connect and fork before the clock starts
         return self
 
@@ -302,8 +387,10 @@ def raw_loop(url: str, total: int, concurrency: int) -> float:
             with lock:
                 if next(counter, None) is None:
                     return
-            headers = {"content-type": "application/json",
-                       **webhook_headers("msg_x", int(time.time()), body, [SECRET])}
+            headers = {
+                "content-type": "application/json",
+                **webhook_headers("msg_x", int(time.time()), body, [SECRET]),
+            }
             session.post(url, data=body, headers=headers, timeout=15).raise_for_status()
 
     threads = [threading.Thread(target=work) for _ in range(concurrency)]
@@ -336,9 +423,11 @@ def main() -> None:
             finished = wait_count(base, total, timeout=300)
         herald = total / (finished - started)
     print(f"raw requests.Session loop: {raw:.0f} req/s (concurrency {args.concurrency})")
-    print(f"herald drain of {total} ({args.endpoints} endpoints, {args.workers} x pool "
-          f"{args.pool} -c {args.concurrency // args.workers}): {herald:.0f} deliveries/s "
-          f"in {finished - started:.1f} s")
+    print(
+        f"herald drain of {total} ({args.endpoints} endpoints, {args.workers} x pool "
+        f"{args.pool} -c {args.concurrency // args.workers}): {herald:.0f} deliveries/s "
+        f"in {finished - started:.1f} s"
+    )
     print(f"ratio herald/raw = {herald / raw:.2f} (target >= 0.6)")
 
 

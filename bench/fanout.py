@@ -49,14 +49,18 @@ def main() -> None:
                 lasts.append((max(times) - accepted) * 1000)
                 firsts.append((received(base, "/ids")[msg_id] - accepted) * 1000)
                 time.sleep(0.5)
-    print(f"fan-out 1 -> {args.endpoints} endpoints, {args.rounds} rounds, "
-          f"pool {args.pool} -c {args.concurrency}")
+    print(
+        f"fan-out 1 -> {args.endpoints} endpoints, {args.rounds} rounds, "
+        f"pool {args.pool} -c {args.concurrency}"
+    )
     print(f"  first copy: p50 {percentile(firsts, 50):.0f} ms")
     for pct in (50, 95, 100):
         print(f"  last copy p{pct}: {percentile(lasts, pct):.0f} ms")
     p95 = percentile(lasts, 95)
-    print(f"last-arrival p95 {p95:.0f} ms vs target 1000 ms: ratio {p95 / 1000:.2f} "
-          f"({'met' if p95 <= 1000 else 'MISSED'})")
+    print(
+        f"last-arrival p95 {p95:.0f} ms vs target 1000 ms: ratio {p95 / 1000:.2f} "
+        f"({'met' if p95 <= 1000 else 'MISSED'})"
+    )
 
 
 if __name__ == "__main__":

@@ -61,8 +61,9 @@ def prepare_database() -> str:
     from api.models import Application, Endpoint
     from api.services.tokens import create_token
 
-    app = create_app({"ENV": "testing", "SQLALCHEMY_DATABASE_URI": DATABASE_URL,
-                      "REDIS_URL": REDIS_URL})
+    app = create_app(
+        {"ENV": "testing", "SQLALCHEMY_DATABASE_URI": DATABASE_URL, "REDIS_URL": REDIS_URL}
+    )
     with app.app_context():
         upgrade()
         get_redis().flushdb()
@@ -70,8 +71,14 @@ def prepare_database() -> str:
         application = Application(org_id=org.id, name="Bench", uid=APP_UID)
         db.session.add(application)
         db.session.flush()
-        db.session.add(Endpoint(app_id=application.id, url="https://127.0.0.1:9/hook",
-                                secret="whsec_" + "A" * 32, event_types=["invoice.paid"]))
+        db.session.add(
+            Endpoint(
+                app_id=application.id,
+                url="https://127.0.0.1:9/hook",
+                secret="whsec_" + "A" * 32,
+                event_types=["invoice.paid"],
+            )
+        )
         db.session.commit()
         db.session.remove()
         db.engine.dispose()
@@ -90,14 +97,23 @@ def serve(wsgi: str) -> Iterator[str]:
     """`gunicorn -c gunicorn.conf.py <wsgi>` on a free port until the block ends."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="herald-bench-") as run_dir:
-        env = {**os.environ, "PORT": str(port), "HERALD_RUN_DIR": run_dir,
-               "HERALD_PIDFILE": f"{run_dir}/gunicorn.pid", "HERALD_ENV": "testing",
-               "DATABASE_URL": DATABASE_URL, "REDIS_URL": REDIS_URL,
-               "HERALD_LOG_LEVEL": "warning"}
+        env = {
+            **os.environ,
+            "PORT": str(port),
+            "HERALD_RUN_DIR": run_dir,
+            "HERALD_PIDFILE": f"{run_dir}/gunicorn.pid",
+            "HERALD_ENV": "testing",
+            "DATABASE_URL": DATABASE_URL,
+            "REDIS_URL": REDIS_URL,
+            "HERALD_LOG_LEVEL": "warning",
+        }
         env.setdefault("WEB_CONCURRENCY", "2")
         process = subprocess.Popen(
             [str(ROOT / ".venv/bin/gunicorn"), "-c", "gunicorn.conf.py", wsgi],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         base = f"http://127.0.0.1:{port}"
         try:
@@ -155,8 +171,9 @@ def client(base: str, token: str, duration: float, threads: int) -> tuple[int, i
 def drive(pool: ProcessPoolExecutor, base: str, token: str, seconds: float) -> tuple[int, float]:
     """Load `base` from every client process for `seconds`; (successful requests, elapsed)."""
     started = time.monotonic()
-    results = list(pool.map(client, [base] * PROCS, [token] * PROCS, [seconds] * PROCS,
-                            [THREADS] * PROCS))
+    results = list(
+        pool.map(client, [base] * PROCS, [token] * PROCS, [seconds] * PROCS, [THREADS] * PROCS)
+    )
     elapsed = time.monotonic() - started
     failed = sum(r[1] for r in results)
     if failed:
@@ -191,18 +208,23 @@ def count_rows() -> tuple[int, int]:
 def main() -> int:
     """Serve both apps, load them alternately, print req/s and the ratio."""
     token = prepare_database()
-    settings = (f"{DURATION:.0f} s each in {ROUNDS} alternating rounds, "
-                f"{PROCS}x{THREADS} client connections, "
-                f"WEB_CONCURRENCY={os.environ.get('WEB_CONCURRENCY', '2')}, "
-                f"worker_class={os.environ.get('HERALD_WORKER_CLASS', 'sync')}, "
-                f"idempotency-key={'on' if IDEMPOTENCY else 'off'}")
+    settings = (
+        f"{DURATION:.0f} s each in {ROUNDS} alternating rounds, "
+        f"{PROCS}x{THREADS} client connections, "
+        f"WEB_CONCURRENCY={os.environ.get('WEB_CONCURRENCY', '2')}, "
+        f"worker_class={os.environ.get('HERALD_WORKER_CLASS', 'sync')}, "
+        f"idempotency-key={'on' if IDEMPOTENCY else 'off'}"
+    )
     print(f"ingest: {settings}", flush=True)
     with serve("bench.bare_app:app") as bare_url, serve("api:create_app()") as herald_url:
         bare, herald = measure(bare_url, herald_url, token)
     messages, deliveries = count_rows()
     print(f"  bare Flask route : {bare:8.1f} req/s", flush=True)
-    print(f"  herald ingest    : {herald:8.1f} req/s  ({messages} messages, "
-          f"{deliveries} deliveries stored)", flush=True)
+    print(
+        f"  herald ingest    : {herald:8.1f} req/s  ({messages} messages, "
+        f"{deliveries} deliveries stored)",
+        flush=True,
+    )
     ratio = herald / bare if bare else 0.0
     print(f"  ratio herald/bare: {ratio:.2f} (target >= 0.50)", flush=True)
     from redis import Redis

@@ -48,8 +48,9 @@ def drain(healthy: int, bad: int, pool: str, concurrency: int) -> tuple[float, i
         from api.extensions import db
 
         with app.app_context():
-            bad_attempts = db.session.execute(text(
-                "SELECT count(*) FROM message_attempt WHERE url LIKE '%/hang'")).scalar_one()
+            bad_attempts = db.session.execute(
+                text("SELECT count(*) FROM message_attempt WHERE url LIKE '%/hang'")
+            ).scalar_one()
     return total / (finished - started), int(bad_attempts)
 
 
@@ -64,12 +65,16 @@ def main() -> None:
     shared, bad_attempts = drain(args.healthy, args.bad, args.pool, args.concurrency)
     after, _ = drain(args.healthy, 0, args.pool, args.concurrency)
     alone = (before + after) / 2  # A, B, A: the machine's drift hits both sides alike
-    print(f"healthy alone: {before:.0f} and {after:.0f} deliveries/s (mean {alone:.0f}); "
-          f"with a timing-out endpoint "
-          f"({args.bad} queued, {bad_attempts} timed-out attempts meanwhile): {shared:.0f}/s")
+    print(
+        f"healthy alone: {before:.0f} and {after:.0f} deliveries/s (mean {alone:.0f}); "
+        f"with a timing-out endpoint "
+        f"({args.bad} queued, {bad_attempts} timed-out attempts meanwhile): {shared:.0f}/s"
+    )
     loss = 1 - shared / alone
-    print(f"ratio {shared / alone:.2f}, throughput loss {loss:.0%} vs target <= 10% "
-          f"({'met' if loss <= 0.10 else 'MISSED'})")
+    print(
+        f"ratio {shared / alone:.2f}, throughput loss {loss:.0%} vs target <= 10% "
+        f"({'met' if loss <= 0.10 else 'MISSED'})"
+    )
 
 
 if __name__ == "__main__":

@@ -55,13 +55,17 @@ def main() -> None:
                 time.sleep(0.2)
             arrivals = received(base, "/ids")
     latencies = [(arrivals[m] - t) * 1000 for m, t in accepted.items() if m in arrivals]
-    print(f"offered {offered:.1f} msg/s for {args.seconds:.0f} s ({late} sends behind "
-          f"schedule); delivered {len(latencies)}/{total}; pool {args.pool} -c {args.concurrency}")
+    print(
+        f"offered {offered:.1f} msg/s for {args.seconds:.0f} s ({late} sends behind "
+        f"schedule); delivered {len(latencies)}/{total}; pool {args.pool} -c {args.concurrency}"
+    )
     for pct in (50, 90, 95, 99, 100):
         print(f"  p{pct}: {percentile(latencies, pct):.1f} ms")
     p95 = percentile(latencies, 95)
-    print(f"p95 {p95:.1f} ms vs target 120 ms: ratio {p95 / 120:.2f} "
-          f"({'met' if p95 <= 120 else 'MISSED'})")
+    print(
+        f"p95 {p95:.1f} ms vs target 120 ms: ratio {p95 / 120:.2f} "
+        f"({'met' if p95 <= 120 else 'MISSED'})"
+    )
 
 
 if __name__ == "__main__":

@@ -47,8 +47,11 @@ def _check_metadata(value: dict[str, str] | None) -> None:
 def metadata_field(**kwargs: Any) -> fields.Dict:
     """`metadata`: an object of string to string, at most 4096 bytes serialized."""
     return fields.Dict(
-        keys=fields.String(), values=fields.String(), data_key="metadata",
-        validate=_check_metadata, **kwargs,
+        keys=fields.String(),
+        values=fields.String(),
+        data_key="metadata",
+        validate=_check_metadata,
+        **kwargs,
     )
 
 

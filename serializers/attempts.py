@@ -161,9 +161,5 @@ class EndpointStats(BaseSchema):
 
 
 ListResponseMessageAttemptOut = list_response(MessageAttemptOut, "ListResponseMessageAttemptOut")
-ListResponseEndpointMessageOut = list_response(
-    EndpointMessageOut, "ListResponseEndpointMessageOut"
-)
-ListResponseMessageEndpointOut = list_response(
-    MessageEndpointOut, "ListResponseMessageEndpointOut"
-)
+ListResponseEndpointMessageOut = list_response(EndpointMessageOut, "ListResponseEndpointMessageOut")
+ListResponseMessageEndpointOut = list_response(MessageEndpointOut, "ListResponseMessageEndpointOut")

@@ -41,9 +41,7 @@ class UTCDateTime(fields.DateTime):
 
 def uid_field(**kwargs: Any) -> fields.String:
     """An optional uid/eventId: 1..256 of [a-zA-Z0-9-_.]."""
-    return fields.String(
-        validate=[validate.Length(1, 256), validate.Regexp(UID_PATTERN)], **kwargs
-    )
+    return fields.String(validate=[validate.Length(1, 256), validate.Regexp(UID_PATTERN)], **kwargs)
 
 
 def channels_field(**kwargs: Any) -> fields.List:

@@ -23,15 +23,40 @@ from serializers.event_types import name_field
 SECRET_RE = re.compile(r"^(?:whsec_)?([a-zA-Z0-9+/=]{32,100})$")
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 HEADER_VALUE_RE = re.compile(r"^[\t\x20-\x7e]*$")
-FORBIDDEN_HEADERS = frozenset((
-    "user-agent", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-    "transfer-encoding", "upgrade", "age", "cache-control", "clear-site-data", "expires",
-    "pragma", "warning", "content-length", "content-type", "content-encoding",
-    "content-language", "content-location",
-))
+FORBIDDEN_HEADERS = frozenset(
+    (
+        "user-agent",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "age",
+        "cache-control",
+        "clear-site-data",
+        "expires",
+        "pragma",
+        "warning",
+        "content-length",
+        "content-type",
+        "content-encoding",
+        "content-language",
+        "content-location",
+    )
+)
 FORBIDDEN_PREFIXES = (
-    "x-amz-", "x-amzn-", "x-google", "x-goog-", "x-gfe", "x-azure-", "x-fd-", "x-svix-",
-    "svix-", "webhook-",
+    "x-amz-",
+    "x-amzn-",
+    "x-google",
+    "x-goog-",
+    "x-gfe",
+    "x-azure-",
+    "x-fd-",
+    "x-svix-",
+    "svix-",
+    "webhook-",
 )
 ALIASES = {"filterTypes": "eventTypes", "rateLimit": "throttleRate"}
 
@@ -44,8 +69,9 @@ def check_url(value: str) -> None:
         raise ValidationError("Not a valid URL.") from None
     if scheme not in ("http", "https"):
         raise ValidationError("Endpoint URL schemes must be http or https")
-    if any(ord(char) <= 0x20 or ord(char) == 0x7F or 0xD800 <= ord(char) <= 0xDFFF
-           for char in value):
+    if any(
+        ord(char) <= 0x20 or ord(char) == 0x7F or 0xD800 <= ord(char) <= 0xDFFF for char in value
+    ):
         raise ValidationError("Not a valid URL.")
     validate.URL(require_tld=False, schemes={"http", "https"}, error="Not a valid URL.")(value)
 
@@ -83,16 +109,21 @@ def check_headers(value: dict[str, str | None] | None) -> None:
 def headers_field(nullable_values: bool = False, **kwargs: Any) -> fields.Dict:
     """An object of header name to value, validated by check_headers."""
     return fields.Dict(
-        keys=fields.String(), values=fields.String(allow_none=nullable_values),
-        validate=check_headers, **kwargs,
+        keys=fields.String(),
+        values=fields.String(allow_none=nullable_values),
+        validate=check_headers,
+        **kwargs,
     )
 
 
 def event_types_field(**kwargs: Any) -> fields.List:
     """`eventTypes` (legacy `filterTypes`): 1+ event-type names, nullable."""
     return fields.List(
-        name_field(), data_key="eventTypes", allow_none=True,
-        validate=validate.Length(min=1), **kwargs,
+        name_field(),
+        data_key="eventTypes",
+        allow_none=True,
+        validate=validate.Length(min=1),
+        **kwargs,
     )
 
 
@@ -138,9 +169,7 @@ class EndpointIn(EndpointUpsertIn):
 class EndpointPatch(BaseSchema):
     """Body of PATCH: absent keys stay unchanged; null clears uid, throttleRate, filters."""
 
-    url = fields.String(
-        validate=[validate.Length(1, 65536), check_url], metadata={"format": "uri"}
-    )
+    url = fields.String(validate=[validate.Length(1, 65536), check_url], metadata={"format": "uri"})
     description = fields.String(validate=no_control_chars)
     uid = prefixed_uid_field("ep", allow_none=True)
     throttle_rate = throttle_rate_field()
@@ -169,7 +198,10 @@ class EndpointOut(BaseSchema):
     disabled = fields.Boolean(required=True)
     event_types = fields.List(fields.String(), data_key="eventTypes", allow_none=True)
     filter_types = fields.List(
-        fields.String(), attribute="event_types", data_key="filterTypes", allow_none=True,
+        fields.String(),
+        attribute="event_types",
+        data_key="filterTypes",
+        allow_none=True,
         dump_only=True,
     )
     channels = fields.List(fields.String(), allow_none=True)
@@ -192,7 +224,9 @@ class EndpointSecretRotateIn(BaseSchema):
 
     key = fields.String(allow_none=True, load_default=None, validate=check_secret)
     grace_period_seconds = fields.Integer(
-        data_key="gracePeriodSeconds", allow_none=True, load_default=None,
+        data_key="gracePeriodSeconds",
+        allow_none=True,
+        load_default=None,
         validate=validate.Range(0, 604800),
     )
 

@@ -61,7 +61,9 @@ class _EventTypeBody(BaseSchema):
     group_name = name_field(data_key="groupName", allow_none=True)
     feature_flag = name_field(data_key="featureFlag", allow_none=True)
     feature_flags = fields.List(
-        name_field(), data_key="featureFlags", allow_none=True,
+        name_field(),
+        data_key="featureFlags",
+        allow_none=True,
         validate=validate.Length(max=1, error="At most one feature flag is supported."),
     )
 
@@ -110,7 +112,8 @@ class EventTypeOut(BaseSchema):
     feature_flag = fields.String(data_key="featureFlag", allow_none=True)
     feature_flags = fields.Function(
         lambda obj: [obj.feature_flag] if obj.feature_flag else None,
-        data_key="featureFlags", allow_none=True,
+        data_key="featureFlags",
+        allow_none=True,
         metadata={"type": "array", "items": {"type": "string"}},
     )
     created_at = UTCDateTime(data_key="createdAt", required=True)

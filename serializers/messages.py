@@ -44,11 +44,14 @@ class MessageApplicationIn(BaseSchema):
     name = fields.String(required=True, validate=[validate.Length(min=1), storable])
     uid = uid_field(allow_none=True, load_default=None)
     throttle_rate = fields.Integer(
-        data_key="throttleRate", allow_none=True, load_default=None,
+        data_key="throttleRate",
+        allow_none=True,
+        load_default=None,
         validate=validate.Range(1, 65535),
     )
     metadata = fields.Dict(
-        keys=fields.String(validate=storable), values=fields.String(validate=storable),
+        keys=fields.String(validate=storable),
+        values=fields.String(validate=storable),
         load_default=dict,
     )
 
@@ -57,7 +60,8 @@ class MessageIn(BaseSchema):
     """A message to send; `payload` must be a JSON object."""
 
     event_type = fields.String(
-        data_key="eventType", required=True,
+        data_key="eventType",
+        required=True,
         validate=[validate.Length(1, 256), validate.Regexp(UID_PATTERN)],
     )
     payload = fields.Dict(keys=fields.String(), required=True)
@@ -65,15 +69,21 @@ class MessageIn(BaseSchema):
     channels = channels_field(allow_none=True, load_default=None)
     tags = fields.List(
         fields.String(validate=[validate.Length(1, 128), validate.Regexp(TAG_PATTERN)]),
-        validate=validate.Length(max=5), allow_none=True, load_default=None,
+        validate=validate.Length(max=5),
+        allow_none=True,
+        load_default=None,
     )
     application = fields.Nested(MessageApplicationIn, allow_none=True, load_default=None)
     payload_retention_period = fields.Integer(
-        data_key="payloadRetentionPeriod", allow_none=True, load_default=None,
+        data_key="payloadRetentionPeriod",
+        allow_none=True,
+        load_default=None,
         validate=validate.Range(1, 90),
     )
     payload_retention_hours = fields.Integer(
-        data_key="payloadRetentionHours", allow_none=True, load_default=None,
+        data_key="payloadRetentionHours",
+        allow_none=True,
+        load_default=None,
         validate=validate.Range(1, 2160),
     )
 
@@ -94,8 +104,9 @@ class MessageIn(BaseSchema):
             )
             data["payload_text"].encode("utf-8")  # NUL is escaped; lone surrogates are not
         except (ValueError, UnicodeEncodeError):
-            raise ValidationError("Payload must be JSON in UTF-8 (no NaN, Infinity or lone "
-                                  "surrogates)", "payload") from None
+            raise ValidationError(
+                "Payload must be JSON in UTF-8 (no NaN, Infinity or lone surrogates)", "payload"
+            ) from None
         data["channels"] = _unique(data["channels"])
         data["tags"] = _unique(data["tags"])
         return data

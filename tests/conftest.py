@@ -8,7 +8,10 @@ Redis db number.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg
 import pytest
@@ -18,11 +21,14 @@ from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from svix.api import Svix, SvixOptions
+from werkzeug.serving import make_server
 
 from api import create_app
 from api.config import normalize_database_url
 from api.extensions import db, get_redis
 from api.services import tokens
+from tests.support import Received, Receiver
 
 DATABASE_URL = normalize_database_url(
     os.environ.get("TEST_DATABASE_URL")
@@ -132,6 +138,67 @@ def celery_worker(app: Flask, committed_db: None) -> Iterator[object]:
     register_tasks()
 
     celery_app = app.extensions["celery"]
-    with start_worker(celery_app, pool="solo", perform_ping_check=False,
-                      shutdown_timeout=10, loglevel="WARNING") as worker:
+    with start_worker(
+        celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10, loglevel="WARNING"
+    ) as worker:
         yield worker
+
+
+# End-to-end fixtures: committed rows (other threads read them), so they use `committed_db`.
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A ThreadingHTTPServer on 127.0.0.1 with a random port."""
+    state: dict[str, Receiver] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            rx = state["rx"]
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            if rx.delay:
+                time.sleep(rx.delay)
+            with rx.lock:
+                rx.requests.append(
+                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                )
+            self.send_response(rx.status)
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state["rx"] = Receiver(url=f"http://127.0.0.1:{server.server_port}/hook")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state["rx"]
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def live_server(app: Flask, committed_db: None) -> Iterator[str]:
+    """The test app served by werkzeug on a random loopback port; yields the base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def api_token(app: Flask, committed_db: None) -> str:
+    """A committed token for org `e2e`."""
+    with app.app_context():
+        _, plain = tokens.create_token("e2e")
+    return plain
+
+
+@pytest.fixture
+def sdk(live_server: str, api_token: str) -> Svix:
+    """The official svix SDK pointed at the live server (its own retries off)."""
+    return Svix(api_token, SvixOptions(server_url=live_server, retry_schedule=[], timeout=10))

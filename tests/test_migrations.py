@@ -15,8 +15,16 @@ from api.extensions import db
 from tests.conftest import DATABASE_URL, recreate_database, test_overrides
 
 TABLES = {
-    "organization", "api_token", "application", "event_type", "endpoint", "message",
-    "delivery", "message_attempt", "background_task", "alembic_version",
+    "organization",
+    "api_token",
+    "application",
+    "event_type",
+    "endpoint",
+    "message",
+    "delivery",
+    "message_attempt",
+    "background_task",
+    "alembic_version",
 }
 
 
@@ -53,8 +61,11 @@ def test_upgrade_sqlite_from_empty_matches_models(tmp_path: Path) -> None:
 def test_package_never_imports_workers(module: str) -> None:
     root = Path(__file__).resolve().parent.parent / module
     offenders = [
-        str(path) for path in root.rglob("*.py")
-        if any(line.strip().startswith(("import workers", "from workers"))
-               for line in path.read_text().splitlines())
+        str(path)
+        for path in root.rglob("*.py")
+        if any(
+            line.strip().startswith(("import workers", "from workers"))
+            for line in path.read_text().splitlines()
+        )
     ]
     assert offenders == []

@@ -3,5 +3,5 @@
 
 def register_tasks() -> None:
     """Import every task module so its `herald.*` tasks are registered on the current app."""
-    import workers.recovery  # noqa: F401
+    import workers.recovery
     import workers.tasks  # noqa: F401

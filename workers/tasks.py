@@ -65,8 +65,9 @@ def dispatch_due() -> int:
     return dispatch()
 
 
-@shared_task(name="herald.purge_expired_payloads", acks_late=True, queue=DISPATCH_QUEUE,
-             expires=3000)
+@shared_task(
+    name="herald.purge_expired_payloads", acks_late=True, queue=DISPATCH_QUEUE, expires=3000
+)
 def purge_expired_payloads() -> int:
     """Null the payloads of expired messages (hourly)."""
     from api.services.retention import purge_expired_payloads as purge

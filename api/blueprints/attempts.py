@@ -32,15 +32,23 @@ blp = Blueprint("attempts", __name__, url_prefix="/api/v1", description="Message
 
 # Output depends on `with_content` / `with_msg`, so list views dump with a schema built for the
 # request and return a Response (flask-smorest passes it through; decorators document the shape).
-_MESSAGES = {True: EndpointMessageOut(with_content=True, many=True),
-             False: EndpointMessageOut(with_content=False, many=True)}
+_MESSAGES = {
+    True: EndpointMessageOut(with_content=True, many=True),
+    False: EndpointMessageOut(with_content=False, many=True),
+}
 _DESTINATIONS = MessageEndpointOut(many=True)
 _QUERY_ONLY = ("with_content", "with_msg", "expanded_statuses")
 
 
 def _page(page: Page, data: list[dict[str, Any]]) -> Response:
-    return jsonify({"data": data, "iterator": page.iterator,
-                    "prevIterator": page.prev_iterator, "done": page.done})
+    return jsonify(
+        {
+            "data": data,
+            "iterator": page.iterator,
+            "prevIterator": page.prev_iterator,
+            "done": page.done,
+        }
+    )
 
 
 def _attempt_page(page: Page, query: dict[str, Any]) -> Response:
@@ -116,7 +124,10 @@ def list_attempted_destinations(
 ) -> ResponseReturnValue:
     """Endpoints a message was sent to, ascending by id, with its status at each."""
     page = destinations.list_attempted_destinations(
-        current_principal().org_id, app_id, msg_id, limit=query["limit"],
+        current_principal().org_id,
+        app_id,
+        msg_id,
+        limit=query["limit"],
         iterator=query["iterator"],
     )
     return _page(page, _DESTINATIONS.dump(page.data))

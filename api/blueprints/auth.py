@@ -7,8 +7,7 @@ from flask_smorest import Blueprint
 
 from api.auth import require_auth
 
-blp = Blueprint("authentication", __name__, url_prefix="/api/v1/auth",
-                description="Authentication")
+blp = Blueprint("authentication", __name__, url_prefix="/api/v1/auth", description="Authentication")
 
 
 @blp.route("/logout", methods=["POST"])

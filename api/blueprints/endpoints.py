@@ -106,8 +106,11 @@ def rotate_secret(data: dict[str, Any], app_id: str, endpoint_id: str) -> Any:
     """Rotate the signing secret; returns the new key (SDK 2.9 reads it), old key kept for
     `gracePeriodSeconds` (default 86400)."""
     key = service.rotate_endpoint_secret(
-        current_principal().org_id, app_id, endpoint_id,
-        key=data["key"], grace_period_seconds=data["grace_period_seconds"],
+        current_principal().org_id,
+        app_id,
+        endpoint_id,
+        key=data["key"],
+        grace_period_seconds=data["grace_period_seconds"],
     )
     return {"key": key}
 
@@ -138,7 +141,10 @@ class EndpointHeaders(MethodView):
     def patch(self, data: dict[str, Any], app_id: str, endpoint_id: str) -> ResponseReturnValue:
         """Merge headers in; a null value (or a name in `deleteHeaders`) removes one."""
         service.update_endpoint_headers(
-            current_principal().org_id, app_id, endpoint_id, data["headers"],
+            current_principal().org_id,
+            app_id,
+            endpoint_id,
+            data["headers"],
             remove=data["delete_headers"],
         )
         return "", 204

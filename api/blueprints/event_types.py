@@ -37,7 +37,10 @@ class EventTypes(MethodView):
         """List event types by name; archived ones only with `include_archived=true`,
         schemas only with `with_content=true` (the default)."""
         page = service.list_event_types(
-            current_principal().org_id, query["limit"], query["iterator"], query["order"],
+            current_principal().org_id,
+            query["limit"],
+            query["iterator"],
+            query["order"],
             include_archived=query["include_archived"],
         )
         if not query["with_content"]:

@@ -11,6 +11,15 @@ from api.models.message import Message
 from api.models.organization import Organization
 
 __all__ = [
-    "ApiToken", "Application", "BackgroundTask", "Delivery", "Endpoint", "EventType",
-    "Message", "MessageAttempt", "MessageStatus", "Organization", "TriggerType",
+    "ApiToken",
+    "Application",
+    "BackgroundTask",
+    "Delivery",
+    "Endpoint",
+    "EventType",
+    "Message",
+    "MessageAttempt",
+    "MessageStatus",
+    "Organization",
+    "TriggerType",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON
@@ -16,7 +16,7 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 def utcnow() -> datetime:
     """Now, timezone-aware UTC (freezegun-friendly)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Timestamps:

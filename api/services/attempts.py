@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 STATUS_CODE_CLASS_WIDTH = 100
 
+
 def _list_attempts(
     query: Select[Any],
     *,
@@ -40,8 +41,11 @@ def _list_attempts(
     if status is not None:
         query = query.where(MessageAttempt.status == status)
     if status_code_class is not None:
-        query = query.where(MessageAttempt.response_status_code.between(
-            status_code_class, status_code_class + STATUS_CODE_CLASS_WIDTH - 1))
+        query = query.where(
+            MessageAttempt.response_status_code.between(
+                status_code_class, status_code_class + STATUS_CODE_CLASS_WIDTH - 1
+            )
+        )
     if channel or tag or event_types:
         query = query.join(Message, Message.id == MessageAttempt.msg_id)
         query = message_filters(query, channel, tag, event_types)
@@ -103,12 +107,15 @@ def resend_message(org_id: str, app_id: str, msg_id: str, endpoint_id: str) -> D
     if not payload_available(message):
         raise BadRequest("missing_payload", "The message's payload has expired or was deleted.")
     if endpoint.disabled:  # Svix silently skips disabled endpoints, even for manual sends
-        logger.info("resend.skipped_disabled", extra={"msg_id": message.id,
-                                                      "endpoint_id": endpoint.id})
+        logger.info(
+            "resend.skipped_disabled", extra={"msg_id": message.id, "endpoint_id": endpoint.id}
+        )
         return None
     delivery = outbox.add_delivery(message, endpoint, TriggerType.MANUAL)
     db.session.commit()
     outbox.publish([delivery])
-    logger.info("resend.queued", extra={"msg_id": message.id, "endpoint_id": endpoint.id,
-                                        "delivery_id": delivery.id})
+    logger.info(
+        "resend.queued",
+        extra={"msg_id": message.id, "endpoint_id": endpoint.id, "delivery_id": delivery.id},
+    )
     return delivery

@@ -72,23 +72,43 @@ def _fenced(delivery_id: str, token: str, **values: object) -> bool:
     """Update the delivery only while this lease holds it; False when the lease is stale."""
     result = db.session.execute(
         update(DELIVERY)
-        .where(DELIVERY.c.id == delivery_id, DELIVERY.c.lease_token == token,
-               DELIVERY.c.status == MessageStatus.SENDING)
+        .where(
+            DELIVERY.c.id == delivery_id,
+            DELIVERY.c.lease_token == token,
+            DELIVERY.c.status == MessageStatus.SENDING,
+        )
         .values(**values)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 _LOAD = (
-    select(DELIVERY.c.msg_id, DELIVERY.c.trigger_type, DELIVERY.c.attempt_count,
-           DELIVERY.c.next_attempt_at, ENDPOINT.c.id.label("endpoint_id"), ENDPOINT.c.app_id,
-           ENDPOINT.c.url, ENDPOINT.c.secret, ENDPOINT.c.old_keys, ENDPOINT.c.headers,
-           ENDPOINT.c.throttle_rate, ENDPOINT.c.disabled, ENDPOINT.c.first_failure_at,
-           MESSAGE.c.payload)
-    .select_from(DELIVERY.join(ENDPOINT, ENDPOINT.c.id == DELIVERY.c.endpoint_id)
-                 .join(MESSAGE, MESSAGE.c.id == DELIVERY.c.msg_id))
-    .where(DELIVERY.c.id == bindparam("delivery_id"), DELIVERY.c.lease_token == bindparam("token"),
-           DELIVERY.c.status == MessageStatus.SENDING)
+    select(
+        DELIVERY.c.msg_id,
+        DELIVERY.c.trigger_type,
+        DELIVERY.c.attempt_count,
+        DELIVERY.c.next_attempt_at,
+        ENDPOINT.c.id.label("endpoint_id"),
+        ENDPOINT.c.app_id,
+        ENDPOINT.c.url,
+        ENDPOINT.c.secret,
+        ENDPOINT.c.old_keys,
+        ENDPOINT.c.headers,
+        ENDPOINT.c.throttle_rate,
+        ENDPOINT.c.disabled,
+        ENDPOINT.c.first_failure_at,
+        MESSAGE.c.payload,
+    )
+    .select_from(
+        DELIVERY.join(ENDPOINT, ENDPOINT.c.id == DELIVERY.c.endpoint_id).join(
+            MESSAGE, MESSAGE.c.id == DELIVERY.c.msg_id
+        )
+    )
+    .where(
+        DELIVERY.c.id == bindparam("delivery_id"),
+        DELIVERY.c.lease_token == bindparam("token"),
+        DELIVERY.c.status == MessageStatus.SENDING,
+    )
 )
 
 # PostgreSQL: fenced update + attempt insert in one round trip. Asynchronous commit: losing
@@ -140,8 +160,14 @@ def load_job(delivery_id: str, token: str) -> Job | str:
         db.session.rollback()
         return "stale"
     if row.disabled or row.payload is None:
-        _fenced(delivery_id, token, status=MessageStatus.CANCELED, next_attempt_at=None,
-                lease_token=None, updated_at=now)
+        _fenced(
+            delivery_id,
+            token,
+            status=MessageStatus.CANCELED,
+            next_attempt_at=None,
+            lease_token=None,
+            updated_at=now,
+        )
         db.session.commit()
         return "disabled" if row.disabled else "payload_expired"
     lease = float(config["LEASE_SECONDS"])
@@ -154,18 +180,31 @@ def load_job(delivery_id: str, token: str) -> Job | str:
     else:
         db.session.rollback()  # end the read; no transaction (or connection) held during POST
     return Job(
-        delivery_id=delivery_id, lease_token=token, msg_id=row.msg_id, app_id=row.app_id,
-        endpoint_id=row.endpoint_id, url=row.url, trigger_type=row.trigger_type,
-        attempt_count=row.attempt_count, body=row.payload.encode(),
-        keys=live_keys(row.secret, row.old_keys, now), headers=dict(row.headers or {}),
-        throttle_rate=row.throttle_rate, first_failure_at=row.first_failure_at,
+        delivery_id=delivery_id,
+        lease_token=token,
+        msg_id=row.msg_id,
+        app_id=row.app_id,
+        endpoint_id=row.endpoint_id,
+        url=row.url,
+        trigger_type=row.trigger_type,
+        attempt_count=row.attempt_count,
+        body=row.payload.encode(),
+        keys=live_keys(row.secret, row.old_keys, now),
+        headers=dict(row.headers or {}),
+        throttle_rate=row.throttle_rate,
+        first_failure_at=row.first_failure_at,
     )
 
 
 def park(job: Job, seconds: float) -> bool:
     """Put the delivery back for later without counting an attempt (throttle / busy)."""
-    ok = _fenced(job.delivery_id, job.lease_token, lease_token=None,
-                 next_attempt_at=utcnow() + timedelta(seconds=seconds), updated_at=utcnow())
+    ok = _fenced(
+        job.delivery_id,
+        job.lease_token,
+        lease_token=None,
+        next_attempt_at=utcnow() + timedelta(seconds=seconds),
+        updated_at=utcnow(),
+    )
     db.session.commit()
     return ok
 
@@ -177,9 +216,12 @@ def _next_state(job: Job, outcome: Outcome, now: datetime) -> tuple[int, datetim
     if job.trigger_type == TriggerType.MANUAL:
         return MessageStatus.FAIL, None
     delay = retry.next_delay(
-        job.attempt_count + 1, current_app.config["RETRY_SCHEDULE"],
-        status_code=outcome.status_code, timed_out=outcome.timed_out,
-        retry_after=outcome.retry_after, now=now,
+        job.attempt_count + 1,
+        current_app.config["RETRY_SCHEDULE"],
+        status_code=outcome.status_code,
+        timed_out=outcome.timed_out,
+        retry_after=outcome.retry_after,
+        now=now,
     )
     if delay is None:
         return MessageStatus.FAIL, None
@@ -195,20 +237,24 @@ def _track_endpoint_health(job: Job, ok: bool, now: datetime) -> None:
     ep = ENDPOINT.c
     if ok:
         if job.first_failure_at is not None:
-            db.session.execute(update(ENDPOINT).where(ep.id == job.endpoint_id)
-                               .values(first_failure_at=None))
+            db.session.execute(
+                update(ENDPOINT).where(ep.id == job.endpoint_id).values(first_failure_at=None)
+            )
         return
     if job.first_failure_at is None:
-        db.session.execute(update(ENDPOINT)
-                           .where(ep.id == job.endpoint_id, ep.first_failure_at.is_(None))
-                           .values(first_failure_at=now))
+        db.session.execute(
+            update(ENDPOINT)
+            .where(ep.id == job.endpoint_id, ep.first_failure_at.is_(None))
+            .values(first_failure_at=now)
+        )
         return
     cutoff = now - timedelta(seconds=current_app.config["ENDPOINT_DISABLE_AFTER"])
     if job.first_failure_at <= cutoff:
         result = db.session.execute(
             update(ENDPOINT)
             .where(ep.id == job.endpoint_id, ep.first_failure_at <= cutoff, ~ep.disabled)
-            .values(disabled=True, updated_at=now))
+            .values(disabled=True, updated_at=now)
+        )
         if result.rowcount:  # type: ignore[attr-defined]
             logger.warning("endpoint.auto_disabled", extra={"endpoint_id": job.endpoint_id})
 
@@ -229,28 +275,58 @@ def _record(
     claimed: Any = None
     if db.engine.dialect.name == "postgresql":
         lease = timedelta(seconds=current_app.config["LEASE_SECONDS"])
-        row = db.session.execute(_RECORD_PG, {
-            "status": int(status), "next_at": next_at, "count": job.attempt_count + 1,
-            "now": moment, "delivery_id": job.delivery_id, "token": job.lease_token,
-            "attempt_id": new_id("atmpt"), "msg_id": job.msg_id, "endpoint_id": job.endpoint_id,
-            "app_id": job.app_id, "url": job.url, "response": outcome.response,
-            "code": outcome.status_code, "duration": outcome.duration_ms,
-            "attempt_status": int(attempt_status), "trigger": job.trigger_type,
-            "chain": chain, "until": moment + lease,
-        }).one()
+        row = db.session.execute(
+            _RECORD_PG,
+            {
+                "status": int(status),
+                "next_at": next_at,
+                "count": job.attempt_count + 1,
+                "now": moment,
+                "delivery_id": job.delivery_id,
+                "token": job.lease_token,
+                "attempt_id": new_id("atmpt"),
+                "msg_id": job.msg_id,
+                "endpoint_id": job.endpoint_id,
+                "app_id": job.app_id,
+                "url": job.url,
+                "response": outcome.response,
+                "code": outcome.status_code,
+                "duration": outcome.duration_ms,
+                "attempt_status": int(attempt_status),
+                "trigger": job.trigger_type,
+                "chain": chain,
+                "until": moment + lease,
+            },
+        ).one()
         written, claimed = bool(row.written), (row if row.id is not None else None)
     else:
-        written = _fenced(job.delivery_id, job.lease_token, status=status,
-                          next_attempt_at=next_at, attempt_count=job.attempt_count + 1,
-                          lease_token=None, updated_at=moment)
+        written = _fenced(
+            job.delivery_id,
+            job.lease_token,
+            status=status,
+            next_attempt_at=next_at,
+            attempt_count=job.attempt_count + 1,
+            lease_token=None,
+            updated_at=moment,
+        )
         if written:
-            db.session.execute(insert(MessageAttempt.__table__).values(
-                id=new_id("atmpt"), msg_id=job.msg_id, endpoint_id=job.endpoint_id,
-                delivery_id=job.delivery_id, app_id=job.app_id, url=job.url,
-                response=outcome.response, response_status_code=outcome.status_code,
-                response_duration_ms=outcome.duration_ms, status=attempt_status,
-                trigger_type=job.trigger_type, next_attempt_at=next_at, created_at=moment,
-            ))
+            db.session.execute(
+                insert(MessageAttempt.__table__).values(
+                    id=new_id("atmpt"),
+                    msg_id=job.msg_id,
+                    endpoint_id=job.endpoint_id,
+                    delivery_id=job.delivery_id,
+                    app_id=job.app_id,
+                    url=job.url,
+                    response=outcome.response,
+                    response_status_code=outcome.status_code,
+                    response_duration_ms=outcome.duration_ms,
+                    status=attempt_status,
+                    trigger_type=job.trigger_type,
+                    next_attempt_at=next_at,
+                    created_at=moment,
+                )
+            )
             claimed = claim_next_for_endpoint(job.endpoint_id, commit=False) if chain else None
     if not written:
         db.session.rollback()
@@ -259,21 +335,40 @@ def _record(
     _track_endpoint_health(job, outcome.ok, moment)
     following = None
     if claimed is not None and claimed.payload is None:  # purged meanwhile: finish it here
-        _fenced(claimed.id, claimed.lease_token, status=MessageStatus.CANCELED,
-                next_attempt_at=None, lease_token=None, updated_at=moment)
+        _fenced(
+            claimed.id,
+            claimed.lease_token,
+            status=MessageStatus.CANCELED,
+            next_attempt_at=None,
+            lease_token=None,
+            updated_at=moment,
+        )
     elif claimed is not None:
         # the endpoint's settings are reused from this job's snapshot (at most CHAIN_SECONDS
         # old; svix-server caches endpoints for 30 s): no second read per row
         following = replace(
-            job, delivery_id=claimed.id, lease_token=claimed.lease_token, msg_id=claimed.msg_id,
-            trigger_type=claimed.trigger_type, attempt_count=claimed.attempt_count,
-            body=claimed.payload.encode(), first_failure_at=None)
+            job,
+            delivery_id=claimed.id,
+            lease_token=claimed.lease_token,
+            msg_id=claimed.msg_id,
+            trigger_type=claimed.trigger_type,
+            attempt_count=claimed.attempt_count,
+            body=claimed.payload.encode(),
+            first_failure_at=None,
+        )
     db.session.commit()
     label = {0: "success", 2: "failed"}.get(int(status), "retry")
-    logger.info("delivery.attempted", extra={
-        "delivery_id": job.delivery_id, "msg_id": job.msg_id, "endpoint_id": job.endpoint_id,
-        "status_code": outcome.status_code, "result": label, "duration_ms": outcome.duration_ms,
-    })
+    logger.info(
+        "delivery.attempted",
+        extra={
+            "delivery_id": job.delivery_id,
+            "msg_id": job.msg_id,
+            "endpoint_id": job.endpoint_id,
+            "status_code": outcome.status_code,
+            "result": label,
+            "duration_ms": outcome.duration_ms,
+        },
+    )
     return label, following
 
 
@@ -287,8 +382,9 @@ def send(job: Job) -> Outcome:
         "user-agent": USER_AGENT,
         **webhook_headers(job.msg_id, timestamp, job.body, job.keys),
     }
-    return post(job.url, job.body, headers, float(config["REQUEST_TIMEOUT"]),
-                config["WHITELIST_SUBNETS"])
+    return post(
+        job.url, job.body, headers, float(config["REQUEST_TIMEOUT"]), config["WHITELIST_SUBNETS"]
+    )
 
 
 def deliver(delivery_id: str, lease_token: str) -> str:
@@ -326,8 +422,13 @@ def deliver(delivery_id: str, lease_token: str) -> str:
 def _attempt_job(job: Job, chain: bool) -> tuple[str, Job | None]:
     """Throttle, POST and the fenced record (the caller holds the concurrency slot)."""
     if job.throttle_rate:
-        wait = throttle.reserve_slot(get_redis(), job.endpoint_id, job.delivery_id,
-                                     float(job.throttle_rate), THROTTLE_INLINE_WAIT)
+        wait = throttle.reserve_slot(
+            get_redis(),
+            job.endpoint_id,
+            job.delivery_id,
+            float(job.throttle_rate),
+            THROTTLE_INLINE_WAIT,
+        )
         if wait > THROTTLE_INLINE_WAIT:
             park(job, wait)
             return "throttled", None

@@ -21,8 +21,12 @@ STATS_DEFAULT = timedelta(days=28)
 STATS_MAX = timedelta(days=28, minutes=5)
 CLOCK_SLACK = timedelta(minutes=5)
 # A destination shows the most active status among its deliveries (one per run or resend).
-PRECEDENCE = (MessageStatus.SENDING, MessageStatus.PENDING, MessageStatus.SUCCESS,
-              MessageStatus.FAIL)
+PRECEDENCE = (
+    MessageStatus.SENDING,
+    MessageStatus.PENDING,
+    MessageStatus.SUCCESS,
+    MessageStatus.FAIL,
+)
 
 
 class StatusView:
@@ -45,9 +49,7 @@ def status_columns() -> tuple[ColumnElement[Any], ColumnElement[Any]]:
     return status, func.min(Delivery.next_attempt_at).filter(sending)
 
 
-def _statuses(
-    key: Any, *where: Any
-) -> dict[str, tuple[int, datetime | None]]:
+def _statuses(key: Any, *where: Any) -> dict[str, tuple[int, datetime | None]]:
     status, next_attempt = status_columns()
     rows = db.session.execute(select(key, status, next_attempt).where(*where).group_by(key))
     return {row[0]: (int(row[1]), row[2]) for row in rows}
@@ -86,8 +88,11 @@ def list_attempted_messages(
         query = query.where(sub.c.status == status)
     query = message_filters(query, channel, tag, event_types)
     page = paginate(query, Message.id, limit, iterator, descending=True)
-    statuses = _statuses(Delivery.msg_id, Delivery.endpoint_id == endpoint.id,
-                         Delivery.msg_id.in_([m.id for m in page.data]))
+    statuses = _statuses(
+        Delivery.msg_id,
+        Delivery.endpoint_id == endpoint.id,
+        Delivery.msg_id.in_([m.id for m in page.data]),
+    )
     page.data = _views(page.data, statuses)
     return page
 
@@ -100,8 +105,11 @@ def list_attempted_destinations(
     targeted = select(Delivery.endpoint_id).where(Delivery.msg_id == message.id)
     query = select(Endpoint).where(Endpoint.id.in_(targeted))
     page = paginate(query, Endpoint.id, limit, iterator)
-    statuses = _statuses(Delivery.endpoint_id, Delivery.msg_id == message.id,
-                         Delivery.endpoint_id.in_([e.id for e in page.data]))
+    statuses = _statuses(
+        Delivery.endpoint_id,
+        Delivery.msg_id == message.id,
+        Delivery.endpoint_id.in_([e.id for e in page.data]),
+    )
     page.data = _views(page.data, statuses)
     return page
 
@@ -112,8 +120,10 @@ def stats_window(since: datetime | None, until: datetime | None) -> tuple[dateti
     until = clamp_moment(until or now)
     since = clamp_moment(since) if since else until - STATS_DEFAULT
     if since >= until or until - since > STATS_MAX or until > now + CLOCK_SLACK:
-        raise BadRequest("invalid_range", "The range must be at most 28 days, in the past, "
-                                          "with since before until.")
+        raise BadRequest(
+            "invalid_range",
+            "The range must be at most 28 days, in the past, with since before until.",
+        )
     return since, until
 
 
@@ -126,9 +136,11 @@ def endpoint_stats(
     agg_status, _ = status_columns()
     per_message = (
         select(agg_status.label("status"))
-        .where(Delivery.endpoint_id == endpoint.id,
-               Delivery.msg_id >= boundary_id("msg", since),
-               Delivery.msg_id < boundary_id("msg", until))
+        .where(
+            Delivery.endpoint_id == endpoint.id,
+            Delivery.msg_id >= boundary_id("msg", since),
+            Delivery.msg_id < boundary_id("msg", until),
+        )
         .group_by(Delivery.msg_id)
         .subquery()
     )

@@ -78,9 +78,7 @@ def _claim_postgresql(
     return [(str(r[0]), str(r[1])) for r in db.session.execute(_CLAIM_PG, params)]
 
 
-def _lease(
-    delivery_id: str, old: datetime | None, now: datetime, until: datetime
-) -> str | None:
+def _lease(delivery_id: str, old: datetime | None, now: datetime, until: datetime) -> str | None:
     """Lease one row if its next_attempt_at is still `old` (single-dispatcher guard)."""
     token = new_lease_token()
     result = db.session.execute(
@@ -96,12 +94,17 @@ def _claim_generic(
     now: datetime, until: datetime, limit: int, per_endpoint: int
 ) -> list[tuple[str, str]]:
     """The same fair selection in Python (SQLite quickstart: one dispatcher)."""
-    leased = dict(db.session.execute(
-        select(Delivery.endpoint_id, func.count())
-        .where(Delivery.status == MessageStatus.SENDING, Delivery.lease_token.is_not(None),
-               Delivery.next_attempt_at > now)
-        .group_by(Delivery.endpoint_id)
-    ).all())
+    leased = dict(
+        db.session.execute(
+            select(Delivery.endpoint_id, func.count())
+            .where(
+                Delivery.status == MessageStatus.SENDING,
+                Delivery.lease_token.is_not(None),
+                Delivery.next_attempt_at > now,
+            )
+            .group_by(Delivery.endpoint_id)
+        ).all()
+    )
     rows = db.session.execute(
         select(Delivery.id, Delivery.endpoint_id, Delivery.next_attempt_at)
         .where(Delivery.status == MessageStatus.SENDING, Delivery.next_attempt_at <= now)
@@ -131,21 +134,36 @@ def claim_next_for_endpoint(endpoint_id: str, commit: bool = True) -> Row[Any] |
     claimed: Any
     if db.engine.dialect.name == "postgresql":
         claimed = db.session.execute(
-            _CLAIM_NEXT_PG, {"endpoint_id": endpoint_id, "now": now, "until": until}).first()
+            _CLAIM_NEXT_PG, {"endpoint_id": endpoint_id, "now": now, "until": until}
+        ).first()
     else:
         found = db.session.execute(
             select(Delivery.id, Delivery.next_attempt_at)
-            .where(Delivery.endpoint_id == endpoint_id,
-                   Delivery.status == MessageStatus.SENDING, Delivery.next_attempt_at <= now)
-            .order_by(Delivery.next_attempt_at).limit(1)
+            .where(
+                Delivery.endpoint_id == endpoint_id,
+                Delivery.status == MessageStatus.SENDING,
+                Delivery.next_attempt_at <= now,
+            )
+            .order_by(Delivery.next_attempt_at)
+            .limit(1)
         ).first()
         token = _lease(found[0], found[1], now, until) if found else None
-        claimed = db.session.execute(
-            select(Delivery.id, Delivery.lease_token, Delivery.msg_id, Delivery.trigger_type,
-                   Delivery.attempt_count, Message.payload)
-            .join(Message, Message.id == Delivery.msg_id)
-            .where(Delivery.id == found[0])
-        ).first() if found and token else None
+        claimed = (
+            db.session.execute(
+                select(
+                    Delivery.id,
+                    Delivery.lease_token,
+                    Delivery.msg_id,
+                    Delivery.trigger_type,
+                    Delivery.attempt_count,
+                    Message.payload,
+                )
+                .join(Message, Message.id == Delivery.msg_id)
+                .where(Delivery.id == found[0])
+            ).first()
+            if found and token
+            else None
+        )
     if commit:
         db.session.commit()
     return claimed

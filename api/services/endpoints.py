@@ -25,13 +25,25 @@ logger = logging.getLogger(__name__)
 ENDPOINT_CONFLICT = "An endpoint with that id or uid already exists"
 UID_RE = re.compile(r"^[a-zA-Z0-9\-_.]{1,256}$")
 FIELDS = (
-    "url", "description", "uid", "throttle_rate", "disabled", "event_types", "channels",
+    "url",
+    "description",
+    "uid",
+    "throttle_rate",
+    "disabled",
+    "event_types",
+    "channels",
     "metadata_",
 )
-SENSITIVE_HEADERS = frozenset((
-    "x-auth-token", "x-api-key", "www-authenticate", "authorization", "proxy-authenticate",
-    "proxy-authorization",
-))
+SENSITIVE_HEADERS = frozenset(
+    (
+        "x-auth-token",
+        "x-api-key",
+        "www-authenticate",
+        "authorization",
+        "proxy-authenticate",
+        "proxy-authorization",
+    )
+)
 MAX_OLD_KEYS = 10
 DEFAULT_GRACE_SECONDS = 86400
 
@@ -78,8 +90,10 @@ def _commit() -> None:
 
 def _new_endpoint(app: Application, data: dict[str, Any]) -> Endpoint:
     endpoint = Endpoint(
-        app_id=app.id, secret=data.get("secret") or generate_secret(),
-        headers=merge_headers({}, data.get("headers") or {}), old_keys=[],
+        app_id=app.id,
+        secret=data.get("secret") or generate_secret(),
+        headers=merge_headers({}, data.get("headers") or {}),
+        old_keys=[],
     )
     db.session.add(endpoint)
     return endpoint
@@ -159,8 +173,11 @@ def _expiration(old_key: dict[str, str]) -> datetime:
 
 
 def rotate_endpoint_secret(
-    org_id: str, app_id_or_uid: str, endpoint_id_or_uid: str,
-    key: str | None = None, grace_period_seconds: int | None = None,
+    org_id: str,
+    app_id_or_uid: str,
+    endpoint_id_or_uid: str,
+    key: str | None = None,
+    grace_period_seconds: int | None = None,
 ) -> str:
     """Make `key` (or a new secret) current; the old one stays valid for the grace period.
 
@@ -212,8 +229,12 @@ def get_endpoint_headers(
 
 
 def update_endpoint_headers(
-    org_id: str, app_id_or_uid: str, endpoint_id_or_uid: str,
-    headers: dict[str, str | None], remove: list[str] | None = None, replace: bool = False,
+    org_id: str,
+    app_id_or_uid: str,
+    endpoint_id_or_uid: str,
+    headers: dict[str, str | None],
+    remove: list[str] | None = None,
+    replace: bool = False,
 ) -> None:
     """Replace (`replace=True`) or merge the endpoint's custom headers."""
     endpoint = fetch_endpoint(org_id, app_id_or_uid, endpoint_id_or_uid)

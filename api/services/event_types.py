@@ -24,7 +24,10 @@ NAME_RE = re.compile(r"^[a-zA-Z0-9\-_.]{1,256}$")
 EXISTS_CODE = "event_type_exists"
 EXISTS_DETAIL = "An event_type with this name already exists"
 DEFAULTS: dict[str, Any] = {
-    "archived": False, "deprecated": False, "schemas": None, "group_name": None,
+    "archived": False,
+    "deprecated": False,
+    "schemas": None,
+    "group_name": None,
     "feature_flag": None,
 }
 
@@ -74,7 +77,10 @@ def create_event_type(org_id: str, data: dict[str, Any]) -> EventType:
 
 
 def list_event_types(
-    org_id: str, limit: int, iterator: str | None, order: str | None = None,
+    org_id: str,
+    limit: int,
+    iterator: str | None,
+    order: str | None = None,
     include_archived: bool = False,
 ) -> Page:
     """One page of the org's event types by name (ascending unless `order=descending`)."""
@@ -82,7 +88,11 @@ def list_event_types(
     if not include_archived:
         query = query.where(EventType.archived.is_(False))
     return paginate(
-        query, EventType.name, limit, iterator, descending=order == "descending",
+        query,
+        EventType.name,
+        limit,
+        iterator,
+        descending=order == "descending",
         key=lambda row: row.name,
     )
 

@@ -14,10 +14,12 @@ def find_application(org_id: str, app_id_or_uid: str) -> Application | None:
     if "\x00" in app_id_or_uid:  # PostgreSQL rejects NUL bytes: no such row, not a 500
         return None
     return db.session.scalar(
-        select(Application).where(
+        select(Application)
+        .where(
             Application.org_id == org_id,
             or_(Application.id == app_id_or_uid, Application.uid == app_id_or_uid),
-        ).order_by((Application.id == app_id_or_uid).desc())  # an exact id match wins over a uid
+        )
+        .order_by((Application.id == app_id_or_uid).desc())  # an exact id match wins over a uid
     )
 
 

@@ -54,8 +54,10 @@ def _retention(data: dict[str, Any]) -> timedelta:
 _APP_WITH_ENDPOINTS = (
     select(Application, Endpoint)
     .outerjoin(Endpoint, and_(Endpoint.app_id == Application.id, Endpoint.disabled.is_(False)))
-    .where(Application.org_id == bindparam("org_id"),
-           or_(Application.id == bindparam("key"), Application.uid == bindparam("key")))
+    .where(
+        Application.org_id == bindparam("org_id"),
+        or_(Application.id == bindparam("key"), Application.uid == bindparam("key")),
+    )
     .order_by((Application.id == bindparam("key")).desc())  # an exact id match wins
 )
 _INSERT_MESSAGE = insert(Message.__table__)
@@ -92,8 +94,12 @@ def _new_application(org_id: str, path_value: str, spec: dict[str, Any] | None) 
             "Uids are not allowed to have the same prefix as the ID. Prefix with _?",
         )
     app = Application(
-        id=new_id("app"), org_id=org_id, uid=path_value, name=spec["name"],
-        throttle_rate=spec.get("throttle_rate"), metadata_=spec.get("metadata") or {},
+        id=new_id("app"),
+        org_id=org_id,
+        uid=path_value,
+        name=spec["name"],
+        throttle_rate=spec.get("throttle_rate"),
+        metadata_=spec.get("metadata") or {},
     )
     db.session.add(app)
     return app
@@ -115,9 +121,9 @@ def _commit_keeping_state() -> None:
         session.expire_on_commit = previous
 
 
-def _insert_message(org_id: str, app_id_or_uid: str, data: dict[str, Any]) -> tuple[
-    Message, list[Delivery]
-]:
+def _insert_message(
+    org_id: str, app_id_or_uid: str, data: dict[str, Any]
+) -> tuple[Message, list[Delivery]]:
     """Message + one leased delivery per matching endpoint, committed together."""
     app, endpoints = _application_with_endpoints(org_id, app_id_or_uid)
     if app is None:
@@ -125,17 +131,24 @@ def _insert_message(org_id: str, app_id_or_uid: str, data: dict[str, Any]) -> tu
         db.session.flush()  # the message row references it
     now = utcnow()
     row = {
-        "id": new_id("msg", now.timestamp()), "app_id": app.id, "org_id": org_id,
-        "event_id": data.get("event_id"), "event_type": data["event_type"],
-        "payload": data["payload_text"], "channels": data.get("channels"),
-        "tags": data.get("tags"), "expiration": now + _retention(data), "created_at": now,
+        "id": new_id("msg", now.timestamp()),
+        "app_id": app.id,
+        "org_id": org_id,
+        "event_id": data.get("event_id"),
+        "event_type": data["event_type"],
+        "payload": data["payload_text"],
+        "channels": data.get("channels"),
+        "tags": data.get("tags"),
+        "expiration": now + _retention(data),
+        "created_at": now,
     }
     # A Core INSERT (no unit of work) that runs now, so it precedes the deliveries' INSERT;
     # the transient Message carries the same values to the deliveries and the response.
     db.session.connection().execute(_INSERT_MESSAGE, row)
     message = Message(**row)
     deliveries = [
-        outbox.add_delivery(message, endpoint) for endpoint in endpoints
+        outbox.add_delivery(message, endpoint)
+        for endpoint in endpoints
         if endpoint_matches(endpoint, message.event_type, message.channels)
     ]
     _commit_keeping_state()

@@ -35,8 +35,12 @@ def celery_settings(app: Flask) -> dict[str, Any]:
             "socket_connect_timeout": 3,
             "health_check_interval": 25,
         },
-        "task_publish_retry_policy": {"max_retries": 1, "interval_start": 0,
-                                      "interval_step": 0.2, "interval_max": 0.5},
+        "task_publish_retry_policy": {
+            "max_retries": 1,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.5,
+        },
         "task_default_queue": QUEUE,
         "task_acks_late": True,
         "task_ignore_result": True,
@@ -46,8 +50,7 @@ def celery_settings(app: Flask) -> dict[str, Any]:
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "beat_schedule": {
             "dispatch-due": {"task": "herald.dispatch_due", "schedule": interval},
-            "purge-expired-payloads": {"task": "herald.purge_expired_payloads",
-                                       "schedule": 3600.0},
+            "purge-expired-payloads": {"task": "herald.purge_expired_payloads", "schedule": 3600.0},
         },
     }
 

@@ -39,9 +39,15 @@ def start_recovery(
     endpoint = get_endpoint(get_application(org_id, app_id), endpoint_id)
     since, until = clamp_moment(since), clamp_moment(until or utcnow())
     task = BackgroundTask(
-        org_id=org_id, task=TASK_TYPE, status="running",
-        data={"appId": endpoint.app_id, "endpointId": endpoint.id,
-              "since": since.isoformat(), "until": until.isoformat()},
+        org_id=org_id,
+        task=TASK_TYPE,
+        status="running",
+        data={
+            "appId": endpoint.app_id,
+            "endpointId": endpoint.id,
+            "since": since.isoformat(),
+            "until": until.isoformat(),
+        },
     )
     db.session.add(task)
     db.session.commit()
@@ -56,22 +62,37 @@ def recoverable_messages(
     """Messages with a failed attempt to the endpoint in [since, until) and no success there."""
     lower, upper = boundary_id("atmpt", since), boundary_id("atmpt", until)
     ok = aliased(MessageAttempt)
-    succeeded = select(ok.id).where(
-        ok.endpoint_id == endpoint_id, ok.msg_id == MessageAttempt.msg_id,
-        ok.status == MessageStatus.SUCCESS, ok.id >= lower, ok.id < upper,
-    ).exists()
+    succeeded = (
+        select(ok.id)
+        .where(
+            ok.endpoint_id == endpoint_id,
+            ok.msg_id == MessageAttempt.msg_id,
+            ok.status == MessageStatus.SUCCESS,
+            ok.id >= lower,
+            ok.id < upper,
+        )
+        .exists()
+    )
     failed_ids = (
         select(MessageAttempt.msg_id)
-        .where(MessageAttempt.endpoint_id == endpoint_id,
-               MessageAttempt.status == MessageStatus.FAIL,
-               MessageAttempt.id >= lower, MessageAttempt.id < upper, ~succeeded)
+        .where(
+            MessageAttempt.endpoint_id == endpoint_id,
+            MessageAttempt.status == MessageStatus.FAIL,
+            MessageAttempt.id >= lower,
+            MessageAttempt.id < upper,
+            ~succeeded,
+        )
         .group_by(MessageAttempt.msg_id)
         .order_by(MessageAttempt.msg_id)
         .limit(limit)
     )
-    return select(Message).where(
-        Message.id.in_(failed_ids), Message.payload.is_not(None), Message.expiration > utcnow()
-    ).order_by(Message.id)
+    return (
+        select(Message)
+        .where(
+            Message.id.in_(failed_ids), Message.payload.is_not(None), Message.expiration > utcnow()
+        )
+        .order_by(Message.id)
+    )
 
 
 def run_recovery(task_id: str) -> int:

@@ -31,17 +31,34 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Ranges that are never a public destination (RFC 6890 special-purpose registries and friends).
 BLOCKED: tuple[tuple[str, str], ...] = (
-    ("0.0.0.0/8", "unspecified"), ("10.0.0.0/8", "private"), ("100.64.0.0/10", "shared"),
-    ("127.0.0.0/8", "loopback"), ("169.254.0.0/16", "link-local"), ("172.16.0.0/12", "private"),
-    ("192.0.0.0/24", "reserved"), ("192.0.2.0/24", "documentation"),
-    ("192.88.99.0/24", "6to4 relay"), ("192.168.0.0/16", "private"),
-    ("198.18.0.0/15", "benchmarking"), ("198.51.100.0/24", "documentation"),
-    ("203.0.113.0/24", "documentation"), ("224.0.0.0/4", "multicast"),
-    ("240.0.0.0/4", "reserved"), ("255.255.255.255/32", "broadcast"),
-    ("::/128", "unspecified"), ("::1/128", "loopback"), ("64:ff9b::/96", "NAT64"),
-    ("64:ff9b:1::/48", "NAT64"), ("100::/64", "discard"), ("2001::/23", "reserved"),
-    ("2001:db8::/32", "documentation"), ("2002::/16", "6to4"), ("fc00::/7", "unique-local"),
-    ("fe80::/10", "link-local"), ("fec0::/10", "site-local"), ("ff00::/8", "multicast"),
+    ("0.0.0.0/8", "unspecified"),
+    ("10.0.0.0/8", "private"),
+    ("100.64.0.0/10", "shared"),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local"),
+    ("172.16.0.0/12", "private"),
+    ("192.0.0.0/24", "reserved"),
+    ("192.0.2.0/24", "documentation"),
+    ("192.88.99.0/24", "6to4 relay"),
+    ("192.168.0.0/16", "private"),
+    ("198.18.0.0/15", "benchmarking"),
+    ("198.51.100.0/24", "documentation"),
+    ("203.0.113.0/24", "documentation"),
+    ("224.0.0.0/4", "multicast"),
+    ("240.0.0.0/4", "reserved"),
+    ("255.255.255.255/32", "broadcast"),
+    ("::/128", "unspecified"),
+    ("::1/128", "loopback"),
+    ("64:ff9b::/96", "NAT64"),
+    ("64:ff9b:1::/48", "NAT64"),
+    ("100::/64", "discard"),
+    ("2001::/23", "reserved"),
+    ("2001:db8::/32", "documentation"),
+    ("2002::/16", "6to4"),
+    ("fc00::/7", "unique-local"),
+    ("fe80::/10", "link-local"),
+    ("fec0::/10", "site-local"),
+    ("ff00::/8", "multicast"),
 )
 BLOCKED_NETWORKS: tuple[tuple[Network, str], ...] = tuple(
     (ipaddress.ip_network(net), reason) for net, reason in BLOCKED
@@ -61,8 +78,14 @@ def blocked_reason(ip: IPAddress, whitelist: Sequence[Network] = ()) -> str | No
     for net, reason in BLOCKED_NETWORKS:
         if ip.version == net.version and ip in net:
             return reason
-    for attr in ("is_private", "is_loopback", "is_link_local", "is_multicast", "is_reserved",
-                 "is_unspecified"):
+    for attr in (
+        "is_private",
+        "is_loopback",
+        "is_link_local",
+        "is_multicast",
+        "is_reserved",
+        "is_unspecified",
+    ):
         if getattr(ip, attr):
             return attr[3:].replace("_", "-")
     return None
@@ -99,8 +122,10 @@ class _GuardedConnectionMixin:
         for address in addresses:
             try:
                 return create_connection(
-                    (address, conn.port), conn.timeout,
-                    source_address=conn.source_address, socket_options=conn.socket_options,
+                    (address, conn.port),
+                    conn.timeout,
+                    source_address=conn.source_address,
+                    socket_options=conn.socket_options,
                 )
             except TimeoutError as exc:
                 raise ConnectTimeoutError(conn, f"Connection to {conn.host} timed out") from exc
@@ -194,7 +219,10 @@ def _read_capped(response: requests.Response) -> bytes:
 
 
 def post(
-    url: str, body: bytes, headers: dict[str, str], timeout: float,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: float,
     whitelist: Sequence[Network] = (),
 ) -> Outcome:
     """POST exact bytes without following redirects; never raises for transport errors."""
@@ -207,11 +235,21 @@ def post(
     try:
         for tries in (1, 2):
             try:
-                with session.post(url, data=body, headers=headers, timeout=timeout,
-                                  allow_redirects=False, stream=True) as response:
+                with session.post(
+                    url,
+                    data=body,
+                    headers=headers,
+                    timeout=timeout,
+                    allow_redirects=False,
+                    stream=True,
+                ) as response:
                     data = _read_capped(response)
-                    return Outcome(response.status_code, response_text(data), elapsed(),
-                                   retry_after=response.headers.get("retry-after"))
+                    return Outcome(
+                        response.status_code,
+                        response_text(data),
+                        elapsed(),
+                        retry_after=response.headers.get("retry-after"),
+                    )
             except requests.ConnectionError as exc:
                 # nothing was sent when the connection could not be opened: one quick retry
                 fast = time.monotonic() - started < 1.0
@@ -220,8 +258,9 @@ def post(
     except DestinationBlocked as exc:
         return Outcome(0, str(exc), elapsed())
     except requests.Timeout as exc:
-        return Outcome(0, f"timeout after {timeout:g}s: {type(exc).__name__}", elapsed(),
-                       timed_out=True)
+        return Outcome(
+            0, f"timeout after {timeout:g}s: {type(exc).__name__}", elapsed(), timed_out=True
+        )
     except requests.RequestException as exc:
         return Outcome(0, f"{type(exc).__name__}: {exc}"[:1000], elapsed())
     raise AssertionError("unreachable")

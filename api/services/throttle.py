@@ -80,8 +80,7 @@ def acquire_slot(
         ms = max(1000, math.ceil(hold_seconds * 1000))
         return bool(script(keys=[f"herald:inflight:{endpoint_id}"], args=[holder, limit, ms]))
     except redis.RedisError:  # fail open: the cap protects fairness, not the receiver
-        logger.warning("concurrency.unavailable", extra={"endpoint_id": endpoint_id},
-                       exc_info=True)
+        logger.warning("concurrency.unavailable", extra={"endpoint_id": endpoint_id}, exc_info=True)
         return True
 
 

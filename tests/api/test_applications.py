@@ -64,7 +64,8 @@ def test_create_application_duplicate_uid_returns_409(
     response = post_app(client, auth_headers, uid="acme")
     assert response.status_code == 409
     assert response.get_json() == {
-        "code": "conflict", "detail": "An application with that id or uid already exists"
+        "code": "conflict",
+        "detail": "An application with that id or uid already exists",
     }
 
 
@@ -262,8 +263,9 @@ def test_upsert_application_taken_uid_returns_409(
     client: FlaskClient, auth_headers: Headers
 ) -> None:
     post_app(client, auth_headers, uid="taken")
-    response = client.put("/api/v1/app/mine", json={"name": "A", "uid": "taken"},
-                          headers=auth_headers)
+    response = client.put(
+        "/api/v1/app/mine", json={"name": "A", "uid": "taken"}, headers=auth_headers
+    )
     assert response.status_code == 409
 
 
@@ -283,13 +285,17 @@ def test_patch_application_null_clears_uid_and_throttle_rate(
 ) -> None:
     app_id = post_app(client, auth_headers, uid="acme", throttleRate=3).get_json()["id"]
     response = client.patch(
-        "/api/v1/app/acme", json={"uid": None, "throttleRate": None, "metadata": None},
+        "/api/v1/app/acme",
+        json={"uid": None, "throttleRate": None, "metadata": None},
         headers=auth_headers,
     )
     assert response.status_code == 200
     body = response.get_json()
     assert (body["id"], body["uid"], body["throttleRate"], body["metadata"]) == (
-        app_id, None, None, {}
+        app_id,
+        None,
+        None,
+        {},
     )
     assert client.get("/api/v1/app/acme", headers=auth_headers).status_code == 404
 
@@ -301,8 +307,10 @@ def test_patch_application_taken_uid_returns_409(
     post_app(client, auth_headers, uid="two")
     response = client.patch("/api/v1/app/one", json={"uid": "two"}, headers=auth_headers)
     assert response.status_code == 409
-    assert client.patch("/api/v1/app/one", json={"uid": "one"}, headers=auth_headers).status_code \
+    assert (
+        client.patch("/api/v1/app/one", json={"uid": "one"}, headers=auth_headers).status_code
         == 200
+    )
 
 
 def test_patch_application_invalid_returns_422_and_unknown_404(

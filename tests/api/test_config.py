@@ -17,11 +17,16 @@ def test_load_config_production_without_secret_or_database_fails() -> None:
 
 
 def test_load_config_production_with_settings_starts() -> None:
-    config = load_config(environ={
-        "HERALD_ENV": "production", "HERALD_SECRET_KEY": "s3cret",
-        "DATABASE_URL": "postgres://u@db/herald", "REDIS_URL": "redis://r:6379/0",
-        "PORT": "9000", "WEB_CONCURRENCY": "4",
-    })
+    config = load_config(
+        environ={
+            "HERALD_ENV": "production",
+            "HERALD_SECRET_KEY": "s3cret",
+            "DATABASE_URL": "postgres://u@db/herald",
+            "REDIS_URL": "redis://r:6379/0",
+            "PORT": "9000",
+            "WEB_CONCURRENCY": "4",
+        }
+    )
     assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@db/herald"
     assert (config["PORT"], config["WEB_CONCURRENCY"]) == (9000, 4)
     assert config["WHITELIST_SUBNETS"] == []
@@ -35,10 +40,14 @@ def test_load_config_development_allows_loopback() -> None:
 
 
 def test_load_config_reads_herald_variables() -> None:
-    config = load_config(environ={
-        "HERALD_ENV": "testing", "HERALD_RETRY_SCHEDULE": "1, 2,3",
-        "HERALD_WHITELIST_SUBNETS": "10.0.0.0/8", "HERALD_REQUEST_TIMEOUT": "2.5",
-    })
+    config = load_config(
+        environ={
+            "HERALD_ENV": "testing",
+            "HERALD_RETRY_SCHEDULE": "1, 2,3",
+            "HERALD_WHITELIST_SUBNETS": "10.0.0.0/8",
+            "HERALD_REQUEST_TIMEOUT": "2.5",
+        }
+    )
     assert config["RETRY_SCHEDULE"] == [1, 2, 3]
     assert config["WHITELIST_SUBNETS"] == [ipaddress.ip_network("10.0.0.0/8")]
     assert config["REQUEST_TIMEOUT"] == 2.5

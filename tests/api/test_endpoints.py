@@ -32,11 +32,13 @@ def other_headers(db_session: object) -> Headers:
 def application(client: FlaskClient, auth_headers: Headers) -> dict[str, Any]:
     """An application with uid `shop` and two live event types plus an archived one."""
     for name in ("user.signup", "order.paid", "old.thing"):
-        client.post("/api/v1/event-type", json={"name": name, "description": name},
-                    headers=auth_headers)
+        client.post(
+            "/api/v1/event-type", json={"name": name, "description": name}, headers=auth_headers
+        )
     client.delete("/api/v1/event-type/old.thing", headers=auth_headers)
-    response = client.post("/api/v1/app", json={"name": "Shop", "uid": "shop"},
-                           headers=auth_headers)
+    response = client.post(
+        "/api/v1/app", json={"name": "Shop", "uid": "shop"}, headers=auth_headers
+    )
     body: dict[str, Any] = response.get_json()
     return body
 
@@ -62,10 +64,15 @@ def test_create_endpoint_returns_201_with_defaults(
     body = response.get_json()
     assert body["id"].startswith("ep_") and len(body["id"]) == 30
     assert (body["url"], body["description"], body["metadata"]) == (
-        "https://example.com/hook", "", {}
+        "https://example.com/hook",
+        "",
+        {},
     )
     assert (body["disabled"], body["eventTypes"], body["filterTypes"], body["channels"]) == (
-        False, None, None, None
+        False,
+        None,
+        None,
+        None,
     )
     assert "secret" not in body and body["createdAt"].endswith("Z")
     secret = stored(body["id"]).secret
@@ -76,15 +83,27 @@ def test_create_endpoint_with_all_fields_round_trips(
     client: FlaskClient, auth_headers: Headers, application: dict[str, Any]
 ) -> None:
     response = post_endpoint(
-        client, auth_headers, f"/api/v1/app/{application['id']}/endpoint", uid="ep-1",
-        description="Main", throttleRate=7, disabled=True, eventTypes=["user.signup"],
-        channels=["eu", "eu", "us"], metadata={"k": "v"}, secret=SECRET[6:],
-        headers={"X-Api-Key": "s3cret", "X-Team": "a"}, version=99,
+        client,
+        auth_headers,
+        f"/api/v1/app/{application['id']}/endpoint",
+        uid="ep-1",
+        description="Main",
+        throttleRate=7,
+        disabled=True,
+        eventTypes=["user.signup"],
+        channels=["eu", "eu", "us"],
+        metadata={"k": "v"},
+        secret=SECRET[6:],
+        headers={"X-Api-Key": "s3cret", "X-Team": "a"},
+        version=99,
     )
     assert response.status_code == 201
     body = response.get_json()
     assert (body["uid"], body["description"], body["throttleRate"], body["disabled"]) == (
-        "ep-1", "Main", 7, True
+        "ep-1",
+        "Main",
+        7,
+        True,
     )
     assert body["eventTypes"] == body["filterTypes"] == ["user.signup"]
     assert body["channels"] == ["eu", "us"] and body["metadata"] == {"k": "v"}
@@ -102,13 +121,22 @@ def test_create_endpoint_accepts_legacy_filter_types(
 @pytest.mark.parametrize(
     ("body", "loc", "msg"),
     [
-        ({"eventTypes": ["nope", "user.signup"]}, ["body", "eventTypes"],
-         "The following event types don't exist: nope"),
-        ({"filterTypes": ["old.thing"]}, ["body", "eventTypes"],
-         "The following event types don't exist: old.thing"),
+        (
+            {"eventTypes": ["nope", "user.signup"]},
+            ["body", "eventTypes"],
+            "The following event types don't exist: nope",
+        ),
+        (
+            {"filterTypes": ["old.thing"]},
+            ["body", "eventTypes"],
+            "The following event types don't exist: old.thing",
+        ),
         ({"eventTypes": []}, ["body", "eventTypes"], None),
-        ({"url": "ftp://example.com"}, ["body", "url"],
-         "Endpoint URL schemes must be http or https"),
+        (
+            {"url": "ftp://example.com"},
+            ["body", "url"],
+            "Endpoint URL schemes must be http or https",
+        ),
         ({"url": "not a url"}, ["body", "url"], "Endpoint URL schemes must be http or https"),
         ({"url": "http://"}, ["body", "url"], None),
         ({"url": "https://exa mple.com/"}, ["body", "url"], None),
@@ -124,8 +152,12 @@ def test_create_endpoint_accepts_legacy_filter_types(
     ],
 )
 def test_create_endpoint_invalid_body_returns_422(
-    client: FlaskClient, auth_headers: Headers, application: dict[str, Any],
-    body: dict[str, Any], loc: list[str], msg: str | None,
+    client: FlaskClient,
+    auth_headers: Headers,
+    application: dict[str, Any],
+    body: dict[str, Any],
+    loc: list[str],
+    msg: str | None,
 ) -> None:
     response = post_endpoint(client, auth_headers, **body)
     assert response.status_code == 422
@@ -147,7 +179,9 @@ def test_create_endpoint_duplicate_uid_returns_409_only_within_app(
 
 
 def test_create_endpoint_unique_violation_returns_409_not_500(
-    client: FlaskClient, auth_headers: Headers, application: dict[str, Any],
+    client: FlaskClient,
+    auth_headers: Headers,
+    application: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     post_endpoint(client, auth_headers, uid="main")
@@ -158,7 +192,9 @@ def test_create_endpoint_unique_violation_returns_409_not_500(
 
 
 def test_create_endpoint_unknown_or_foreign_app_returns_404(
-    client: FlaskClient, auth_headers: Headers, other_headers: Headers,
+    client: FlaskClient,
+    auth_headers: Headers,
+    other_headers: Headers,
     application: dict[str, Any],
 ) -> None:
     assert post_endpoint(client, auth_headers, "/api/v1/app/nope/endpoint").status_code == 404
@@ -204,21 +240,26 @@ def test_get_endpoint_by_id_or_uid(
     client: FlaskClient, auth_headers: Headers, application: dict[str, Any]
 ) -> None:
     created = post_endpoint(client, auth_headers, uid="main").get_json()
-    by_id = client.get(f"/api/v1/app/{application['id']}/endpoint/{created['id']}",
-                       headers=auth_headers)
+    by_id = client.get(
+        f"/api/v1/app/{application['id']}/endpoint/{created['id']}", headers=auth_headers
+    )
     assert by_id.get_json() == created
     assert client.get(f"{BASE}/main", headers=auth_headers).get_json() == created
 
 
 def test_get_endpoint_unknown_or_other_app_returns_404(
-    client: FlaskClient, auth_headers: Headers, other_headers: Headers,
+    client: FlaskClient,
+    auth_headers: Headers,
+    other_headers: Headers,
     application: dict[str, Any],
 ) -> None:
     created = post_endpoint(client, auth_headers).get_json()
     client.post("/api/v1/app", json={"name": "Two", "uid": "two"}, headers=auth_headers)
     assert client.get(f"{BASE}/nope", headers=auth_headers).status_code == 404
-    assert client.get(f"/api/v1/app/two/endpoint/{created['id']}",
-                      headers=auth_headers).status_code == 404
+    assert (
+        client.get(f"/api/v1/app/two/endpoint/{created['id']}", headers=auth_headers).status_code
+        == 404
+    )
     assert client.get(f"{BASE}/{created['id']}", headers=other_headers).status_code == 404
     assert client.get(f"{BASE}/a%00b", headers=auth_headers).status_code == 404
 
@@ -226,14 +267,15 @@ def test_get_endpoint_unknown_or_other_app_returns_404(
 def test_upsert_endpoint_creates_201_with_path_uid_then_replaces_200(
     client: FlaskClient, auth_headers: Headers, application: dict[str, Any]
 ) -> None:
-    created = client.put(f"{BASE}/main", json={"url": "https://a.example/h", "throttleRate": 2,
-                                               "eventTypes": ["user.signup"]},
-                         headers=auth_headers)
+    created = client.put(
+        f"{BASE}/main",
+        json={"url": "https://a.example/h", "throttleRate": 2, "eventTypes": ["user.signup"]},
+        headers=auth_headers,
+    )
     assert created.status_code == 201
     body = created.get_json()
     assert body["uid"] == "main" and stored(body["id"]).secret.startswith("whsec_")
-    replaced = client.put(f"{BASE}/main", json={"url": "https://b.example/h"},
-                          headers=auth_headers)
+    replaced = client.put(f"{BASE}/main", json={"url": "https://b.example/h"}, headers=auth_headers)
     assert replaced.status_code == 200
     again = replaced.get_json()
     assert (again["id"], again["uid"], again["url"]) == (body["id"], "main", "https://b.example/h")
@@ -244,26 +286,38 @@ def test_upsert_endpoint_invalid_returns_422_or_409(
     client: FlaskClient, auth_headers: Headers, application: dict[str, Any]
 ) -> None:
     post_endpoint(client, auth_headers, uid="taken")
-    bad_path = client.put(f"{BASE}/bad%20uid", json={"url": "https://a.example"},
-                          headers=auth_headers)
+    bad_path = client.put(
+        f"{BASE}/bad%20uid", json={"url": "https://a.example"}, headers=auth_headers
+    )
     assert bad_path.get_json()["detail"][0]["loc"] == ["path", "endpoint_id"]
     no_url = client.put(f"{BASE}/x", json={}, headers=auth_headers)
     assert no_url.get_json()["detail"][0]["loc"] == ["body", "url"]
-    taken = client.put(f"{BASE}/mine", json={"url": "https://a.example", "uid": "taken"},
-                       headers=auth_headers)
+    taken = client.put(
+        f"{BASE}/mine", json={"url": "https://a.example", "uid": "taken"}, headers=auth_headers
+    )
     assert taken.status_code == 409
 
 
 def test_patch_endpoint_absent_keys_stay_unchanged(
     client: FlaskClient, auth_headers: Headers, application: dict[str, Any]
 ) -> None:
-    post_endpoint(client, auth_headers, uid="main", eventTypes=["user.signup"], channels=["eu"],
-                  throttleRate=3, metadata={"a": "b"})
+    post_endpoint(
+        client,
+        auth_headers,
+        uid="main",
+        eventTypes=["user.signup"],
+        channels=["eu"],
+        throttleRate=3,
+        metadata={"a": "b"},
+    )
     response = client.patch(f"{BASE}/main", json={"description": "New"}, headers=auth_headers)
     assert response.status_code == 200
     body = response.get_json()
     assert (body["description"], body["uid"], body["eventTypes"], body["channels"]) == (
-        "New", "main", ["user.signup"], ["eu"]
+        "New",
+        "main",
+        ["user.signup"],
+        ["eu"],
     )
     assert body["throttleRate"] == 3 and body["metadata"] == {"a": "b"}
 
@@ -271,8 +325,14 @@ def test_patch_endpoint_absent_keys_stay_unchanged(
 def test_patch_endpoint_null_clears_filters_uid_and_throttle_rate(
     client: FlaskClient, auth_headers: Headers, application: dict[str, Any]
 ) -> None:
-    created = post_endpoint(client, auth_headers, uid="main", eventTypes=["user.signup"],
-                            channels=["eu"], throttleRate=3).get_json()
+    created = post_endpoint(
+        client,
+        auth_headers,
+        uid="main",
+        eventTypes=["user.signup"],
+        channels=["eu"],
+        throttleRate=3,
+    ).get_json()
     response = client.patch(
         f"{BASE}/main",
         json={"eventTypes": None, "channels": None, "uid": None, "throttleRate": None},
@@ -289,10 +349,13 @@ def test_patch_endpoint_invalid_event_types_returns_422(
     post_endpoint(client, auth_headers, uid="main")
     response = client.patch(f"{BASE}/main", json={"filterTypes": ["x.y"]}, headers=auth_headers)
     assert response.status_code == 422
-    assert response.get_json()["detail"] == [{
-        "loc": ["body", "eventTypes"], "msg": "The following event types don't exist: x.y",
-        "type": "value_error",
-    }]
+    assert response.get_json()["detail"] == [
+        {
+            "loc": ["body", "eventTypes"],
+            "msg": "The following event types don't exist: x.y",
+            "type": "value_error",
+        }
+    ]
     assert client.patch(f"{BASE}/nope", json={}, headers=auth_headers).status_code == 404
 
 
@@ -348,9 +411,11 @@ def test_rotate_endpoint_secret_with_key_and_zero_grace_drops_old_key(
     client: FlaskClient, auth_headers: Headers, application: dict[str, Any]
 ) -> None:
     created = post_endpoint(client, auth_headers, uid="main").get_json()
-    response = client.post(f"{BASE}/main/secret/rotate",
-                           json={"key": SECRET[6:], "gracePeriodSeconds": 0},
-                           headers=auth_headers)
+    response = client.post(
+        f"{BASE}/main/secret/rotate",
+        json={"key": SECRET[6:], "gracePeriodSeconds": 0},
+        headers=auth_headers,
+    )
     assert response.get_json() == {"key": SECRET}
     assert stored(created["id"]).old_keys == []
 
@@ -391,8 +456,11 @@ def test_rotate_endpoint_secret_eleventh_live_key_returns_400_limit_reached(
     ],
 )
 def test_rotate_endpoint_secret_invalid_body_returns_422(
-    client: FlaskClient, auth_headers: Headers, application: dict[str, Any],
-    body: dict[str, Any], loc: list[str],
+    client: FlaskClient,
+    auth_headers: Headers,
+    application: dict[str, Any],
+    body: dict[str, Any],
+    loc: list[str],
 ) -> None:
     post_endpoint(client, auth_headers, uid="main")
     response = client.post(f"{BASE}/main/secret/rotate", json=body, headers=auth_headers)
@@ -405,11 +473,13 @@ def test_get_endpoint_headers_withholds_sensitive_values(
     post_endpoint(client, auth_headers, uid="main")
     url = f"{BASE}/main/headers"
     assert client.get(url, headers=auth_headers).get_json() == {"headers": {}, "sensitive": []}
-    response = client.put(url, json={"headers": {"Authorization": "Bearer x", "X-Team": "a"}},
-                          headers=auth_headers)
+    response = client.put(
+        url, json={"headers": {"Authorization": "Bearer x", "X-Team": "a"}}, headers=auth_headers
+    )
     assert response.status_code == 204 and response.data == b""
     assert client.get(url, headers=auth_headers).get_json() == {
-        "headers": {"X-Team": "a"}, "sensitive": ["Authorization"]
+        "headers": {"X-Team": "a"},
+        "sensitive": ["Authorization"],
     }
 
 
@@ -424,8 +494,9 @@ def test_set_endpoint_headers_replaces_all(
 def test_patch_endpoint_headers_merges_and_null_deletes(
     client: FlaskClient, auth_headers: Headers, application: dict[str, Any]
 ) -> None:
-    created = post_endpoint(client, auth_headers, uid="main",
-                            headers={"X-A": "1", "X-B": "2", "X-C": "3"}).get_json()
+    created = post_endpoint(
+        client, auth_headers, uid="main", headers={"X-A": "1", "X-B": "2", "X-C": "3"}
+    ).get_json()
     response = client.patch(
         f"{BASE}/main/headers",
         json={"headers": {"x-a": "one", "X-B": None, "X-D": "4"}, "deleteHeaders": ["x-c"]},
@@ -438,13 +509,21 @@ def test_patch_endpoint_headers_merges_and_null_deletes(
 @pytest.mark.parametrize(
     "headers",
     [
-        {"Content-Type": "text/plain"}, {"user-agent": "x"}, {"svix-id": "x"},
-        {"webhook-signature": "x"}, {"X-Amz-Date": "x"}, {"x-svix-foo": "x"},
-        {"bad name": "x"}, {"X-Ok": "line\nbreak"}, {"X-Ok": "x" * 4097},
+        {"Content-Type": "text/plain"},
+        {"user-agent": "x"},
+        {"svix-id": "x"},
+        {"webhook-signature": "x"},
+        {"X-Amz-Date": "x"},
+        {"x-svix-foo": "x"},
+        {"bad name": "x"},
+        {"X-Ok": "line\nbreak"},
+        {"X-Ok": "x" * 4097},
     ],
 )
 def test_set_endpoint_headers_invalid_returns_422(
-    client: FlaskClient, auth_headers: Headers, application: dict[str, Any],
+    client: FlaskClient,
+    auth_headers: Headers,
+    application: dict[str, Any],
     headers: dict[str, str],
 ) -> None:
     post_endpoint(client, auth_headers, uid="main")

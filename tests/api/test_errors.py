@@ -28,12 +28,16 @@ def test_post_too_large_body_returns_json_413(app: Flask, client: FlaskClient) -
     response = client.post("/api/v1/auth/logout", data=body, content_type="application/json")
     assert response.status_code == 413
     assert response.get_json() == {
-        "code": "payload_too_large", "detail": "Request payload is too large."
+        "code": "payload_too_large",
+        "detail": "Request payload is too large.",
     }
 
 
 def test_unhandled_exception_returns_json_500_with_request_id(
-    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    app: Flask,
+    client: FlaskClient,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     def explode() -> dict[str, str]:
         raise RuntimeError("boom")
@@ -57,8 +61,9 @@ def test_flatten_messages_builds_svix_locations() -> None:
 def test_post_malformed_json_returns_422_jsondecode(
     client: FlaskClient, auth_headers: dict[str, str]
 ) -> None:
-    response = client.post("/api/v1/app", data=b'{"name": ', content_type="application/json",
-                           headers=auth_headers)
+    response = client.post(
+        "/api/v1/app", data=b'{"name": ', content_type="application/json", headers=auth_headers
+    )
     assert response.status_code == 422
     assert response.get_json()["detail"][0]["type"] == "value_error.jsondecode"
 
@@ -67,7 +72,8 @@ def test_post_deeply_nested_json_returns_422_not_500(
     client: FlaskClient, auth_headers: dict[str, str]
 ) -> None:
     body = b"[" * 50_000 + b"]" * 50_000
-    response = client.post("/api/v1/app", data=body, content_type="application/json",
-                           headers=auth_headers)
+    response = client.post(
+        "/api/v1/app", data=body, content_type="application/json", headers=auth_headers
+    )
     assert response.status_code == 422
     assert response.is_json

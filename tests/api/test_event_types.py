@@ -29,14 +29,21 @@ def other_headers(db_session: object) -> Headers:
 def post_type(client: FlaskClient, headers: Headers, name: str = "user.signup", **body: Any) -> Any:
     """POST /event-type with a default description."""
     return client.post(
-        "/api/v1/event-type", json={"name": name, "description": "A user signed up", **body},
+        "/api/v1/event-type",
+        json={"name": name, "description": "A user signed up", **body},
         headers=headers,
     )
 
 
 def test_create_event_type_returns_201(client: FlaskClient, auth_headers: Headers) -> None:
-    response = post_type(client, auth_headers, schemas=SCHEMA, groupName="users",
-                         featureFlags=["beta"], unknown="ignored")
+    response = post_type(
+        client,
+        auth_headers,
+        schemas=SCHEMA,
+        groupName="users",
+        featureFlags=["beta"],
+        unknown="ignored",
+    )
     assert response.status_code == 201
     body = response.get_json()
     assert body["name"] == "user.signup" and body["description"] == "A user signed up"
@@ -46,14 +53,13 @@ def test_create_event_type_returns_201(client: FlaskClient, auth_headers: Header
     assert body["createdAt"].endswith("Z") and body["updatedAt"].endswith("Z")
 
 
-def test_create_event_type_existing_returns_409(
-    client: FlaskClient, auth_headers: Headers
-) -> None:
+def test_create_event_type_existing_returns_409(client: FlaskClient, auth_headers: Headers) -> None:
     post_type(client, auth_headers)
     response = post_type(client, auth_headers)
     assert response.status_code == 409
     assert response.get_json() == {
-        "code": "event_type_exists", "detail": "An event_type with this name already exists"
+        "code": "event_type_exists",
+        "detail": "An event_type with this name already exists",
     }
 
 
@@ -87,10 +93,14 @@ def test_create_event_type_unique_violation_returns_409_not_500(
         ({"name": "a"}, ["body", "description"]),
         ({"name": "a", "description": "x", "schemas": {"1": {"type": 5}}}, ["body", "schemas"]),
         ({"name": "a", "description": "x", "schemas": {"1": "nope"}}, ["body", "schemas"]),
-        ({"name": "a", "description": "x", "schemas": {"1": {"pattern": "("}}},
-         ["body", "schemas"]),
-        ({"name": "a", "description": "x", "schemas": {"1": {"title": "a\x00"}}},
-         ["body", "schemas"]),
+        (
+            {"name": "a", "description": "x", "schemas": {"1": {"pattern": "("}}},
+            ["body", "schemas"],
+        ),
+        (
+            {"name": "a", "description": "x", "schemas": {"1": {"title": "a\x00"}}},
+            ["body", "schemas"],
+        ),
         ({"name": "a", "description": "x", "featureFlags": ["a", "b"]}, ["body", "featureFlags"]),
     ],
 )
@@ -134,7 +144,8 @@ def test_list_event_types_hides_archived_unless_asked(
     assert [t["name"] for t in default["data"]] == ["live"]
     every = client.get("/api/v1/event-type?include_archived=true", headers=auth_headers)
     assert [(t["name"], t["archived"]) for t in every.get_json()["data"]] == [
-        ("live", False), ("old", True)
+        ("live", False),
+        ("old", True),
     ]
 
 
@@ -185,8 +196,11 @@ def test_upsert_event_type_creates_201_then_replaces_200(
     client: FlaskClient, auth_headers: Headers
 ) -> None:
     url = "/api/v1/event-type/order.paid"
-    created = client.put(url, json={"description": "Paid", "schemas": SCHEMA, "deprecated": True},
-                         headers=auth_headers)
+    created = client.put(
+        url,
+        json={"description": "Paid", "schemas": SCHEMA, "deprecated": True},
+        headers=auth_headers,
+    )
     assert created.status_code == 201
     assert created.get_json()["name"] == "order.paid" and created.get_json()["deprecated"] is True
     replaced = client.put(url, json={"description": "Paid!"}, headers=auth_headers)
@@ -195,13 +209,12 @@ def test_upsert_event_type_creates_201_then_replaces_200(
     assert (body["description"], body["deprecated"], body["schemas"]) == ("Paid!", False, None)
 
 
-def test_upsert_event_type_invalid_returns_422(
-    client: FlaskClient, auth_headers: Headers
-) -> None:
+def test_upsert_event_type_invalid_returns_422(client: FlaskClient, auth_headers: Headers) -> None:
     no_description = client.put("/api/v1/event-type/a", json={}, headers=auth_headers)
     assert no_description.get_json()["detail"][0]["loc"] == ["body", "description"]
-    bad_name = client.put("/api/v1/event-type/a%20b", json={"description": "x"},
-                          headers=auth_headers)
+    bad_name = client.put(
+        "/api/v1/event-type/a%20b", json={"description": "x"}, headers=auth_headers
+    )
     assert bad_name.status_code == 422
     assert bad_name.get_json()["detail"][0]["loc"] == ["path", "event_type_name"]
 
@@ -223,9 +236,7 @@ def test_patch_event_type_changes_only_given_fields(
     assert missing.status_code == 404
 
 
-def test_delete_event_type_archives_by_default(
-    client: FlaskClient, auth_headers: Headers
-) -> None:
+def test_delete_event_type_archives_by_default(client: FlaskClient, auth_headers: Headers) -> None:
     post_type(client, auth_headers)
     response = client.delete("/api/v1/event-type/user.signup", headers=auth_headers)
     assert response.status_code == 204 and response.data == b""
@@ -240,8 +251,7 @@ def test_delete_event_type_with_expunge_removes_row(
     response = client.delete("/api/v1/event-type/user.signup?expunge=true", headers=auth_headers)
     assert response.status_code == 204
     assert db.session.scalars(select(EventType)).all() == []
-    assert client.delete("/api/v1/event-type/user.signup", headers=auth_headers).status_code \
-        == 404
+    assert client.delete("/api/v1/event-type/user.signup", headers=auth_headers).status_code == 404
 
 
 def test_check_event_types_names_missing_and_archived(
@@ -252,12 +262,17 @@ def test_check_event_types_names_missing_and_archived(
     client.delete("/api/v1/event-type/old", headers=auth_headers)
     org_id = db.session.scalar(select(Organization.id).where(Organization.name == "test-org"))
     assert missing_event_types(org_id, ["live", "old", "nope", "bad name"]) == [
-        "old", "nope", "bad name"
+        "old",
+        "nope",
+        "bad name",
     ]
     check_event_types(org_id, ["live"])
     with pytest.raises(Unprocessable) as excinfo:
         check_event_types(org_id, ["live", "nope"])
-    assert excinfo.value.items == [{
-        "loc": ["body", "eventTypes"], "msg": "The following event types don't exist: nope",
-        "type": "value_error",
-    }]
+    assert excinfo.value.items == [
+        {
+            "loc": ["body", "eventTypes"],
+            "msg": "The following event types don't exist: nope",
+            "type": "value_error",
+        }
+    ]

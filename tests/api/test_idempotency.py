@@ -14,7 +14,6 @@ from sqlalchemy import func, select
 
 from api.extensions import db
 from api.models import Application, Message, Organization
-from tests.e2e.conftest import api_token, live_server  # noqa: F401  (fixtures)
 
 Headers = dict[str, str]
 BODY = {"eventType": "order.paid", "payload": {"order": 42}}
@@ -32,8 +31,9 @@ def application(auth_token: str) -> Application:
 
 def post(client: FlaskClient, headers: Headers, key: str, app_id: str = "shop") -> Any:
     """POST BODY with an idempotency key."""
-    return client.post(f"/api/v1/app/{app_id}/msg", json=BODY,
-                       headers={**headers, "idempotency-key": key})
+    return client.post(
+        f"/api/v1/app/{app_id}/msg", json=BODY, headers={**headers, "idempotency-key": key}
+    )
 
 
 def count_messages() -> int:
@@ -84,7 +84,9 @@ def test_create_message_same_key_other_token_is_not_replayed(
 
 
 def test_create_message_concurrent_duplicates_create_one_message(
-    app: Flask, live_server: str, api_token: str  # noqa: F811
+    app: Flask,
+    live_server: str,
+    api_token: str,
 ) -> None:
     with app.app_context():
         org_id = db.session.scalar(select(Organization.id).where(Organization.name == "e2e"))
@@ -96,8 +98,11 @@ def test_create_message_concurrent_duplicates_create_one_message(
 
     def send() -> None:
         barrier.wait()
-        results.append(requests.post(f"{live_server}/api/v1/app/shop/msg", json=BODY,
-                                     headers=headers, timeout=10))
+        results.append(
+            requests.post(
+                f"{live_server}/api/v1/app/shop/msg", json=BODY, headers=headers, timeout=10
+            )
+        )
 
     threads = [threading.Thread(target=send) for _ in range(2)]
     for thread in threads:

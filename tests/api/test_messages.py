@@ -53,21 +53,29 @@ def post_message(client: FlaskClient, headers: Headers, app_id: str, **body: Any
 def test_create_message_returns_202_message_out(
     client: FlaskClient, auth_headers: Headers, application: Application
 ) -> None:
-    response = post_message(client, auth_headers, "shop", eventId="evt-1", channels=["a"],
-                            tags=["t1"])
+    response = post_message(
+        client, auth_headers, "shop", eventId="evt-1", channels=["a"], tags=["t1"]
+    )
     assert response.status_code == 202
     body = response.get_json()
     assert body["id"].startswith("msg_") and body["timestamp"].endswith("Z")
     assert body["payload"] == {"a": 1}
     assert (body["eventType"], body["eventId"], body["channels"], body["tags"]) == (
-        "user.signup", "evt-1", ["a"], ["t1"])
+        "user.signup",
+        "evt-1",
+        ["a"],
+        ["t1"],
+    )
 
 
 def test_create_message_without_content_returns_empty_payload(
     client: FlaskClient, auth_headers: Headers, application: Application
 ) -> None:
-    response = client.post("/api/v1/app/shop/msg?with_content=false", headers=auth_headers,
-                           json={"eventType": "x", "payload": {"a": 1}})
+    response = client.post(
+        "/api/v1/app/shop/msg?with_content=false",
+        headers=auth_headers,
+        json={"eventType": "x", "payload": {"a": 1}},
+    )
     assert response.status_code == 202
     assert response.get_json()["payload"] == {}
 
@@ -81,9 +89,7 @@ def test_create_message_stores_compact_payload_once(
     assert stored == '{"name":"Zoë ✓","nested":{"list":[1,2.5,null,true]}}'
 
 
-def test_create_message_unknown_app_returns_404(
-    client: FlaskClient, auth_headers: Headers
-) -> None:
+def test_create_message_unknown_app_returns_404(client: FlaskClient, auth_headers: Headers) -> None:
     response = post_message(client, auth_headers, "nope")
     assert response.status_code == 404
     assert response.get_json() == {"code": "not_found", "detail": "Application not found"}
@@ -107,8 +113,12 @@ def test_create_message_duplicate_event_id_returns_409(
 def test_create_message_application_creates_missing_app(
     client: FlaskClient, auth_headers: Headers, org_id: str
 ) -> None:
-    response = post_message(client, auth_headers, "new-app",
-                            application={"name": "New", "uid": "new-app", "metadata": {"k": "v"}})
+    response = post_message(
+        client,
+        auth_headers,
+        "new-app",
+        application={"name": "New", "uid": "new-app", "metadata": {"k": "v"}},
+    )
     assert response.status_code == 202
     app = db.session.scalar(select(Application).where(Application.uid == "new-app"))
     assert (app.org_id, app.name, app.metadata_) == (org_id, "New", {"k": "v"})
@@ -117,8 +127,9 @@ def test_create_message_application_creates_missing_app(
 def test_create_message_application_is_ignored_when_app_exists(
     client: FlaskClient, auth_headers: Headers, application: Application
 ) -> None:
-    response = post_message(client, auth_headers, application.id,
-                            application={"name": "Other", "uid": "other"})
+    response = post_message(
+        client, auth_headers, application.id, application={"name": "Other", "uid": "other"}
+    )
     assert response.status_code == 202
     assert db.session.query(Application).count() == 1
 
@@ -126,21 +137,25 @@ def test_create_message_application_is_ignored_when_app_exists(
 def test_create_message_application_uid_mismatch_returns_422(
     client: FlaskClient, auth_headers: Headers
 ) -> None:
-    response = post_message(client, auth_headers, "path-uid",
-                            application={"name": "New", "uid": "other"})
+    response = post_message(
+        client, auth_headers, "path-uid", application={"name": "New", "uid": "other"}
+    )
     assert response.status_code == 422
     assert response.get_json()["detail"][0]["loc"] == ["body", "application", "uid"]
 
 
-@pytest.mark.parametrize("body", [
-    {"eventType": "x", "payload": [1, 2]},
-    {"eventType": "x", "payload": "text"},
-    {"eventType": "x"},
-    {"eventType": "bad type!", "payload": {}},
-    {"eventType": "x", "payload": {}, "payloadRetentionPeriod": 91},
-    {"eventType": "x", "payload": {}, "channels": []},
-    {"eventType": "x", "payload": {}, "tags": ["a", "b", "c", "d", "e", "f"]},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"eventType": "x", "payload": [1, 2]},
+        {"eventType": "x", "payload": "text"},
+        {"eventType": "x"},
+        {"eventType": "bad type!", "payload": {}},
+        {"eventType": "x", "payload": {}, "payloadRetentionPeriod": 91},
+        {"eventType": "x", "payload": {}, "channels": []},
+        {"eventType": "x", "payload": {}, "tags": ["a", "b", "c", "d", "e", "f"]},
+    ],
+)
 def test_create_message_invalid_body_returns_422(
     client: FlaskClient, auth_headers: Headers, application: Application, body: dict[str, Any]
 ) -> None:
@@ -153,8 +168,9 @@ def test_create_message_nan_payload_returns_422(
     client: FlaskClient, auth_headers: Headers, application: Application
 ) -> None:
     data = b'{"eventType": "x", "payload": {"n": NaN}}'
-    response = client.post("/api/v1/app/shop/msg", data=data, headers=auth_headers,
-                           content_type="application/json")
+    response = client.post(
+        "/api/v1/app/shop/msg", data=data, headers=auth_headers, content_type="application/json"
+    )
     assert response.status_code in (400, 422)
 
 
@@ -212,7 +228,9 @@ def statements() -> Iterator[list[str]]:
 
 
 def test_create_message_uses_constant_number_of_queries(
-    client: FlaskClient, auth_headers: Headers, application: Application,
+    client: FlaskClient,
+    auth_headers: Headers,
+    application: Application,
     statements: list[str],
 ) -> None:
     for _ in range(5):
@@ -254,8 +272,9 @@ def test_get_message_of_another_org_returns_404(
 ) -> None:
     msg_id = post_message(client, auth_headers, "shop").get_json()["id"]
     _, other = create_token("other-org")
-    response = client.get(f"/api/v1/app/{application.id}/msg/{msg_id}",
-                          headers={"Authorization": f"Bearer {other}"})
+    response = client.get(
+        f"/api/v1/app/{application.id}/msg/{msg_id}", headers={"Authorization": f"Bearer {other}"}
+    )
     assert response.status_code == 404
     assert response.get_json()["code"] == "not_found"
 
@@ -284,19 +303,24 @@ def test_list_messages_newest_first_with_pagination(
     client: FlaskClient, auth_headers: Headers, application: Application
 ) -> None:
     with freeze_time("2024-05-01T12:00:00Z", auto_tick_seconds=1):  # ids sort by 1/256 s
-        ids = [post_message(client, auth_headers, "shop", payload={"n": n}).get_json()["id"]
-               for n in range(5)]
+        ids = [
+            post_message(client, auth_headers, "shop", payload={"n": n}).get_json()["id"]
+            for n in range(5)
+        ]
         # lists cover 90 days around the anchor (now, before/after or the iterator), as Svix's
         first = client.get("/api/v1/app/shop/msg?limit=2", headers=auth_headers).get_json()
     assert [m["id"] for m in first["data"]] == ids[::-1][:2] and first["done"] is False
-    second = client.get(f"/api/v1/app/shop/msg?limit=2&iterator={first['iterator']}",
-                        headers=auth_headers).get_json()
-    third = client.get(f"/api/v1/app/shop/msg?limit=2&iterator={second['iterator']}",
-                       headers=auth_headers).get_json()
+    second = client.get(
+        f"/api/v1/app/shop/msg?limit=2&iterator={first['iterator']}", headers=auth_headers
+    ).get_json()
+    third = client.get(
+        f"/api/v1/app/shop/msg?limit=2&iterator={second['iterator']}", headers=auth_headers
+    ).get_json()
     assert [m["id"] for m in second["data"] + third["data"]] == ids[::-1][2:]
     assert third["done"] is True
-    back = client.get(f"/api/v1/app/shop/msg?limit=2&iterator={second['prevIterator']}",
-                      headers=auth_headers).get_json()
+    back = client.get(
+        f"/api/v1/app/shop/msg?limit=2&iterator={second['prevIterator']}", headers=auth_headers
+    ).get_json()
     assert [m["id"] for m in back["data"]] == ids[::-1][:2]
 
 
@@ -304,8 +328,9 @@ def test_list_messages_filters_event_types_channel_and_tag(
     client: FlaskClient, auth_headers: Headers, application: Application
 ) -> None:
     with freeze_time("2024-05-01T12:00:00Z", auto_tick_seconds=1):  # a distinct id tick each
-        a = post_message(client, auth_headers, "shop", eventType="a.b", channels=["eu"],
-                         tags=["vip"]).get_json()["id"]
+        a = post_message(
+            client, auth_headers, "shop", eventType="a.b", channels=["eu"], tags=["vip"]
+        ).get_json()["id"]
         b = post_message(client, auth_headers, "shop", eventType="c.d").get_json()["id"]
         post_message(client, auth_headers, "shop", eventType="e.f", channels=["us"])
 
@@ -364,6 +389,7 @@ def test_list_messages_covers_90_days_around_the_anchor(
         recent = post_message(client, auth_headers, "shop").get_json()["id"]
         now_list = client.get("/api/v1/app/shop/msg", headers=auth_headers).get_json()
     assert [m["id"] for m in now_list["data"]] == [recent]
-    anchored = client.get("/api/v1/app/shop/msg?before=2024-01-02T00:00:00Z",
-                          headers=auth_headers).get_json()
+    anchored = client.get(
+        "/api/v1/app/shop/msg?before=2024-01-02T00:00:00Z", headers=auth_headers
+    ).get_json()
     assert [m["id"] for m in anchored["data"]] == [old]

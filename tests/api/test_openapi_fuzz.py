@@ -38,12 +38,25 @@ def ensure_fixtures() -> None:
         db.session.add(app)
         db.session.flush()
     if db.session.scalar(select(Endpoint.id).where(Endpoint.uid == "fuzz-ep")) is None:
-        db.session.add(Endpoint(app_id=app.id, uid="fuzz-ep", url="https://example.com/h",
-                                secret="whsec_" + "A" * 32))
+        db.session.add(
+            Endpoint(
+                app_id=app.id,
+                uid="fuzz-ep",
+                url="https://example.com/h",
+                secret="whsec_" + "A" * 32,
+            )
+        )
     if db.session.scalar(select(Message.id).where(Message.event_id == "fuzz-msg")) is None:
-        db.session.add(Message(app_id=app.id, org_id=org_id, event_id="fuzz-msg",
-                               event_type="fuzz", payload='{"a":1}',
-                               expiration=db.func.now()))
+        db.session.add(
+            Message(
+                app_id=app.id,
+                org_id=org_id,
+                event_id="fuzz-msg",
+                event_type="fuzz",
+                payload='{"a":1}',
+                expiration=db.func.now(),
+            )
+        )
     db.session.commit()
 
 

@@ -27,7 +27,7 @@ from svix.webhooks import Webhook
 from api.extensions import db
 from api.models import MessageAttempt
 from api.services.dispatch import dispatch_due
-from tests.e2e.conftest import Received, Receiver
+from tests.support import Received, Receiver
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
 
@@ -88,8 +88,9 @@ def endpoint_for(sdk: Svix, url: str, **fields: object) -> tuple[str, str, str]:
 def test_message_is_delivered_signed_with_custom_headers(sdk: Svix, receiver: Receiver) -> None:
     app_id, ep_id, secret = endpoint_for(sdk, receiver.url)
     sdk.endpoint.set_headers(app_id, ep_id, EndpointHeadersIn(headers={"X-Tenant": "acme"}))
-    msg = sdk.message.create(app_id, MessageIn(event_type="user.created",
-                                               payload={"name": "Zoë", "n": [1, 2.5]}))
+    msg = sdk.message.create(
+        app_id, MessageIn(event_type="user.created", payload={"name": "Zoë", "n": [1, 2.5]})
+    )
     [got] = receiver.wait_for(1)
     verify(secret, got)
     assert got.headers["webhook-id"] == got.headers["svix-id"] == msg.id

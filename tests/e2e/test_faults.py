@@ -27,8 +27,8 @@ from api.extensions import db
 from api.models.common import utcnow
 from api.services.queue import QUEUE
 from tests.conftest import DATABASE_URL
-from tests.e2e.conftest import Receiver
 from tests.services.test_delivery import seed
+from tests.support import Receiver
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("committed_db")]
 
@@ -48,8 +48,20 @@ def free_port() -> int:
 def start_redis(port: int, log: Path) -> subprocess.Popen[bytes]:
     """A private, memory-only redis-server (restarting it really loses everything)."""
     proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no"], stdout=log.open("ab"), stderr=subprocess.STDOUT)
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         with socket.socket() as sock:
@@ -64,22 +76,42 @@ class Stack:
 
     def __init__(self, redis_url: str, tmp: Path) -> None:
         self.tmp = tmp
-        self.env = {**os.environ, "HERALD_ENV": "testing", "DATABASE_URL": DATABASE_URL,
-                    "REDIS_URL": redis_url, "HERALD_LEASE_SECONDS": str(LEASE),
-                    "HERALD_DISPATCH_INTERVAL": "0.5", "PYTHONPATH": str(ROOT)}
+        self.env = {
+            **os.environ,
+            "HERALD_ENV": "testing",
+            "DATABASE_URL": DATABASE_URL,
+            "REDIS_URL": redis_url,
+            "HERALD_LEASE_SECONDS": str(LEASE),
+            "HERALD_DISPATCH_INTERVAL": "0.5",
+            "PYTHONPATH": str(ROOT),
+        }
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str) -> None:
         base = [str(BIN / "celery"), "-A", "workers.main"]
         args = {
-            "worker": ["worker", "-P", POOL, "-c", "4", "-Q", "herald,herald.dispatch",
-                       "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            "worker": [
+                "worker",
+                "-P",
+                POOL,
+                "-c",
+                "4",
+                "-Q",
+                "herald,herald.dispatch",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
             "beat": ["beat", "--schedule", str(self.tmp / "beat-schedule")],
         }[name]
         self.procs[name] = subprocess.Popen(
-            [*base, *args, "--loglevel", "WARNING"], cwd=ROOT, env=self.env,
-            stdout=(self.tmp / f"{name}.log").open("ab"), stderr=subprocess.STDOUT,
-            start_new_session=True)
+            [*base, *args, "--loglevel", "WARNING"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=(self.tmp / f"{name}.log").open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs.pop(name)
@@ -131,15 +163,17 @@ def settle(receiver: Receiver, timeout: float) -> tuple[int, int]:
     return len(set(ids)), len(ids) - len(set(ids))
 
 
-def run_stream(app: Flask, receiver: Receiver, stack: Stack, redis_url: str,
-               fault: Callable[[], None]) -> tuple[int, int, dict[str, int]]:
+def run_stream(
+    app: Flask, receiver: Receiver, stack: Stack, redis_url: str, fault: Callable[[], None]
+) -> tuple[int, int, dict[str, int]]:
     receiver.delay = 0.01
     publisher = Celery(broker=redis_url)
     publisher.conf.broker_transport_options = {"socket_timeout": 2, "socket_connect_timeout": 1}
     publisher.conf.task_publish_retry_policy = {"max_retries": 0}
     stats = {"publish_failed": 0}
-    producer = threading.Thread(target=produce,
-                                args=(app, receiver.url, publisher, MESSAGES, stats))
+    producer = threading.Thread(
+        target=produce, args=(app, receiver.url, publisher, MESSAGES, stats)
+    )
     producer.start()
     deadline = time.monotonic() + 20  # fault after the first ~80 arrivals
     while len(receiver.requests) < 80 and time.monotonic() < deadline:
@@ -147,8 +181,10 @@ def run_stream(app: Flask, receiver: Receiver, stack: Stack, redis_url: str,
     fault()
     producer.join(60)
     unique, duplicates = settle(receiver, timeout=45)
-    print(f"\nfault stream: messages={MESSAGES} unique={unique} lost={MESSAGES - unique} "
-          f"duplicates={duplicates} publish_failed={stats['publish_failed']}")
+    print(
+        f"\nfault stream: messages={MESSAGES} unique={unique} lost={MESSAGES - unique} "
+        f"duplicates={duplicates} publish_failed={stats['publish_failed']}"
+    )
     return unique, duplicates, stats
 
 

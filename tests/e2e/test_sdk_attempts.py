@@ -29,7 +29,7 @@ from svix.models import (
 
 from api.extensions import db
 from api.models import BackgroundTask
-from tests.e2e.conftest import Receiver
+from tests.support import Receiver
 
 T = TypeVar("T")
 
@@ -62,20 +62,25 @@ def test_sdk_lists_gets_and_resends_attempts(
     sdk: Svix, receiver: Receiver, celery_worker: object
 ) -> None:
     app_id, endpoint_id = setup_app(sdk, receiver)
-    msg = sdk.message.create("shop", MessageIn(event_type="user.signup", payload={"a": 1},
-                                               event_id="evt-1"))
+    msg = sdk.message.create(
+        "shop", MessageIn(event_type="user.signup", payload={"a": 1}, event_id="evt-1")
+    )
     receiver.wait_for(1)
     first = eventually(lambda: attempts_of(sdk, msg.id, 1))[0]
     assert (first.status, first.status_text) == (MessageStatus.SUCCESS, MessageStatusText.SUCCESS)
     assert first.trigger_type == MessageAttemptTriggerType.SCHEDULED
     assert (first.endpoint_id, first.url, first.response_status_code) == (
-        endpoint_id, receiver.url, 200)
+        endpoint_id,
+        receiver.url,
+        200,
+    )
     assert first.response == "{}"  # the SDK asks with_content=false
 
     got = sdk.message_attempt.get("shop", "evt-1", first.id)
     assert got.id == first.id and got.response == "ok"
     by_endpoint = sdk.message_attempt.list_by_endpoint(
-        "shop", "rx", MessageAttemptListByEndpointOptions(with_msg=True))
+        "shop", "rx", MessageAttemptListByEndpointOptions(with_msg=True)
+    )
     assert [a.id for a in by_endpoint.data] == [first.id]
     assert by_endpoint.data[0].msg is not None and by_endpoint.data[0].msg.id == msg.id
     assert by_endpoint.done is True
@@ -85,8 +90,10 @@ def test_sdk_lists_gets_and_resends_attempts(
     latest = eventually(lambda: attempts_of(sdk, msg.id, 2))[0]
     assert latest.trigger_type == MessageAttemptTriggerType.MANUAL
     only_ok = sdk.message_attempt.list_by_msg(
-        "shop", msg.id, MessageAttemptListByMsgOptions(status=MessageStatus.SUCCESS,
-                                                      endpoint_id="rx", limit=1))
+        "shop",
+        msg.id,
+        MessageAttemptListByMsgOptions(status=MessageStatus.SUCCESS, endpoint_id="rx", limit=1),
+    )
     assert len(only_ok.data) == 1 and only_ok.done is False
 
     messages = sdk.message_attempt.list_attempted_messages("shop", "rx").data
@@ -95,11 +102,19 @@ def test_sdk_lists_gets_and_resends_attempts(
     assert [(d.id, d.status) for d in destinations] == [(endpoint_id, MessageStatus.SUCCESS)]
     stats = sdk.endpoint.get_stats("shop", "rx")
     assert (stats.success, stats.fail, stats.sending, stats.pending, stats.canceled) == (
-        1, 0, 0, 0, 0)
+        1,
+        0,
+        0,
+        0,
+        0,
+    )
 
 
 def test_sdk_recover_resends_failed_messages(
-    app: Flask, sdk: Svix, receiver: Receiver, celery_worker: object,
+    app: Flask,
+    sdk: Svix,
+    receiver: Receiver,
+    celery_worker: object,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(app.config, "RETRY_SCHEDULE", [])  # the first failure is final
@@ -141,6 +156,7 @@ def test_sdk_errors_are_typed(sdk: Svix, receiver: Receiver) -> None:
     assert too_long.value.detail[0].loc == ["body", "since"]
     now = datetime.now(UTC)
     with pytest.raises(HttpError) as bad_range:
-        sdk.endpoint.get_stats("shop", "rx", EndpointGetStatsOptions(
-            since=now - timedelta(days=40), until=now))
+        sdk.endpoint.get_stats(
+            "shop", "rx", EndpointGetStatsOptions(since=now - timedelta(days=40), until=now)
+        )
     assert (bad_range.value.status_code, bad_range.value.code) == (400, "invalid_range")

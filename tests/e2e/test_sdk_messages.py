@@ -22,7 +22,7 @@ from svix.exceptions import HttpError
 
 from api.extensions import db
 from api.models import Application, Endpoint, Message
-from tests.e2e.conftest import Receiver
+from tests.support import Receiver
 
 APP = "sdk-shop"
 
@@ -30,22 +30,28 @@ APP = "sdk-shop"
 @pytest.fixture
 def shop(sdk: Svix) -> str:
     """The app `sdk-shop`, created by the first message (MessageIn.application)."""
-    sdk.message.create(APP, MessageIn(event_type="app.bootstrap", payload={},
-                                      application=ApplicationIn(name="Shop", uid=APP)))
+    sdk.message.create(
+        APP,
+        MessageIn(
+            event_type="app.bootstrap", payload={}, application=ApplicationIn(name="Shop", uid=APP)
+        ),
+    )
     return APP
 
 
 def send(sdk: Svix, event_type: str = "order.paid", **fields: object) -> str:
     """Create a message and return its id."""
-    return sdk.message.create(APP, MessageIn(event_type=event_type, payload={"n": 1},
-                                             **fields)).id
+    return sdk.message.create(APP, MessageIn(event_type=event_type, payload={"n": 1}, **fields)).id
 
 
 def test_create_message_auto_creates_application(app: Flask, sdk: Svix) -> None:
     out = sdk.message.create(
         "new-shop",
-        MessageIn(event_type="user.signup", payload={"user": "zoë"},
-                  application=ApplicationIn(name="New shop", uid="new-shop")),
+        MessageIn(
+            event_type="user.signup",
+            payload={"user": "zoë"},
+            application=ApplicationIn(name="New shop", uid="new-shop"),
+        ),
         MessageCreateOptions(with_content=True),
     )
     assert out.id.startswith("msg_") and out.payload == {"user": "zoë"}
@@ -62,8 +68,11 @@ def test_create_message_unknown_app_raises_404(sdk: Svix) -> None:
 
 def test_create_message_payload_follows_with_content(sdk: Svix, shop: str) -> None:
     plain = sdk.message.create(shop, MessageIn(event_type="a", payload={"k": [1, 2]}))
-    full = sdk.message.create(shop, MessageIn(event_type="a", payload={"k": [1, 2]}),
-                              MessageCreateOptions(with_content=True))
+    full = sdk.message.create(
+        shop,
+        MessageIn(event_type="a", payload={"k": [1, 2]}),
+        MessageCreateOptions(with_content=True),
+    )
     assert plain.payload == {} and full.payload == {"k": [1, 2]}
 
 
@@ -116,8 +125,11 @@ def test_create_message_same_idempotency_key_returns_same_message(
     options = MessageCreateOptions(idempotency_key="order-3-attempt")
     first = sdk.message.create(shop, MessageIn(event_type="order.paid", payload={}), options)
     again = sdk.message.create(shop, MessageIn(event_type="order.paid", payload={}), options)
-    other = sdk.message.create(shop, MessageIn(event_type="order.paid", payload={}),
-                               MessageCreateOptions(idempotency_key="order-4-attempt"))
+    other = sdk.message.create(
+        shop,
+        MessageIn(event_type="order.paid", payload={}),
+        MessageCreateOptions(idempotency_key="order-4-attempt"),
+    )
     assert first.id == again.id != other.id
     with app.app_context():
         assert db.session.query(Message).filter_by(event_type="order.paid").count() == 2
@@ -130,14 +142,14 @@ def test_create_message_is_delivered_with_the_exact_stored_body(
     secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
     with app.app_context():
         app_id = db.session.scalar(select(Application.id).where(Application.uid == shop))
-        db.session.add(Endpoint(app_id=app_id, url=receiver.url, secret=secret,
-                                event_types=["order.paid"]))
+        db.session.add(
+            Endpoint(app_id=app_id, url=receiver.url, secret=secret, event_types=["order.paid"])
+        )
         db.session.commit()
         db.session.remove()
     payload = {"amount": 12.5, "currency": "€", "items": [{"sku": "a"}]}
     msg_id = sdk.message.create(shop, MessageIn(event_type="order.paid", payload=payload)).id
     send(sdk, "order.refunded")  # filtered out by the endpoint's eventTypes
     (received,) = receiver.wait_for(1)
-    assert received.body == json.dumps(payload, separators=(",", ":"),
-                                       ensure_ascii=False).encode()
+    assert received.body == json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     assert received.headers["svix-id"] == msg_id

@@ -80,8 +80,9 @@ def test_sdk_event_type_calls(sdk: Svix) -> None:
 
     new = sdk.event_type.upsert("order.paid", EventTypeUpsertIn(description="Paid"))
     assert new.name == "order.paid"
-    replaced = sdk.event_type.upsert("order.paid", EventTypeUpsertIn(description="Paid!",
-                                                                       deprecated=True))
+    replaced = sdk.event_type.upsert(
+        "order.paid", EventTypeUpsertIn(description="Paid!", deprecated=True)
+    )
     assert (replaced.description, replaced.deprecated) == ("Paid!", True)
     patched = sdk.event_type.patch("user.signup", EventTypePatch(schemas=None, deprecated=True))
     assert (patched.schemas, patched.deprecated, patched.description) == (None, True, "Signed up")
@@ -97,7 +98,8 @@ def test_sdk_event_type_calls(sdk: Svix) -> None:
     assert [t.name for t in sdk.event_type.list().data] == ["user.signup"]
     archived = sdk.event_type.list(EventTypeListOptions(include_archived=True))
     assert [(t.name, t.archived) for t in archived.data] == [
-        ("order.paid", True), ("user.signup", False)
+        ("order.paid", True),
+        ("user.signup", False),
     ]
     sdk.event_type.delete("order.paid", EventTypeDeleteOptions(expunge=True))
     with pytest.raises(HttpError) as missing:
@@ -108,21 +110,35 @@ def test_sdk_event_type_calls(sdk: Svix) -> None:
 def test_sdk_endpoint_calls(sdk: Svix) -> None:
     app = sdk.application.create(ApplicationIn(name="Shop", uid="shop"))
     sdk.event_type.create(EventTypeIn(name="user.signup", description="Signed up"))
-    created = sdk.endpoint.create("shop", EndpointIn(
-        url="https://example.com/hook", uid="main", event_types=["user.signup"],
-        channels=["eu"], metadata={"k": "v"}, headers={"X-Team": "a"},
-    ))
+    created = sdk.endpoint.create(
+        "shop",
+        EndpointIn(
+            url="https://example.com/hook",
+            uid="main",
+            event_types=["user.signup"],
+            channels=["eu"],
+            metadata={"k": "v"},
+            headers={"X-Team": "a"},
+        ),
+    )
     assert created.id.startswith("ep_") and created.event_types == ["user.signup"]
     assert sdk.endpoint.get(app.id, "main").id == created.id
 
     upserted = sdk.endpoint.upsert("shop", "backup", EndpointUpsertIn(url="https://b.example/h"))
     assert upserted.uid == "backup" and upserted.id != created.id
-    replaced = sdk.endpoint.upsert("shop", upserted.id, EndpointUpsertIn(
-        url="https://c.example/h", uid="backup", disabled=True))
-    assert (replaced.id, replaced.url, replaced.disabled) == (upserted.id, "https://c.example/h",
-                                                              True)
-    patched = sdk.endpoint.patch("shop", "main", EndpointPatch(event_types=None, channels=None,
-                                                                 description="Main"))
+    replaced = sdk.endpoint.upsert(
+        "shop",
+        upserted.id,
+        EndpointUpsertIn(url="https://c.example/h", uid="backup", disabled=True),
+    )
+    assert (replaced.id, replaced.url, replaced.disabled) == (
+        upserted.id,
+        "https://c.example/h",
+        True,
+    )
+    patched = sdk.endpoint.patch(
+        "shop", "main", EndpointPatch(event_types=None, channels=None, description="Main")
+    )
     assert (patched.event_types, patched.channels, patched.description) == (None, None, "Main")
     assert patched.metadata == {"k": "v"}
 
@@ -146,10 +162,14 @@ def test_sdk_endpoint_calls(sdk: Svix) -> None:
 
     headers = sdk.endpoint.get_headers("shop", "main")
     assert (headers.headers, headers.sensitive) == ({"X-Team": "a"}, [])
-    sdk.endpoint.set_headers("shop", "main", EndpointHeadersIn(
-        headers={"Authorization": "Bearer x", "X-Team": "b", "X-Gone": "1"}))
-    sdk.endpoint.patch_headers("shop", "main", EndpointHeadersPatchIn(
-        headers={"X-Extra": "c"}, delete_headers=["x-gone"]))
+    sdk.endpoint.set_headers(
+        "shop",
+        "main",
+        EndpointHeadersIn(headers={"Authorization": "Bearer x", "X-Team": "b", "X-Gone": "1"}),
+    )
+    sdk.endpoint.patch_headers(
+        "shop", "main", EndpointHeadersPatchIn(headers={"X-Extra": "c"}, delete_headers=["x-gone"])
+    )
     headers = sdk.endpoint.get_headers("shop", "main")
     assert headers.headers == {"X-Team": "b", "X-Extra": "c"}
     assert headers.sensitive == ["Authorization"]

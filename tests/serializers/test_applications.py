@@ -13,7 +13,10 @@ from serializers.applications import ApplicationIn, ApplicationOut, ApplicationP
 
 def test_load_application_in_applies_defaults() -> None:
     assert ApplicationIn().load({"name": "A", "unknown": 1}) == {
-        "name": "A", "uid": None, "throttle_rate": None, "metadata_": {}
+        "name": "A",
+        "uid": None,
+        "throttle_rate": None,
+        "metadata_": {},
     }
 
 
@@ -41,14 +44,22 @@ def test_load_application_in_rejects_bad_uid(uid: str) -> None:
 def test_load_application_patch_keeps_absent_and_null_apart() -> None:
     assert ApplicationPatch().load({}) == {}
     assert ApplicationPatch().load({"uid": None, "throttleRate": None}) == {
-        "uid": None, "throttle_rate": None
+        "uid": None,
+        "throttle_rate": None,
     }
 
 
 def test_dump_application_out_has_sdk_required_keys() -> None:
     moment = datetime(2024, 5, 1, 12, tzinfo=UTC)
-    app = SimpleNamespace(id="app_1", uid=None, name="A", throttle_rate=None, metadata_={},
-                          created_at=moment, updated_at=moment.replace(tzinfo=None))
+    app = SimpleNamespace(
+        id="app_1",
+        uid=None,
+        name="A",
+        throttle_rate=None,
+        metadata_={},
+        created_at=moment,
+        updated_at=moment.replace(tzinfo=None),
+    )
     body = ApplicationOut().dump(app)
     assert {"id", "name", "createdAt", "updatedAt", "metadata"} <= set(body)
     assert body["createdAt"] == body["updatedAt"] == "2024-05-01T12:00:00Z"

@@ -24,8 +24,14 @@ KEY = base64.b64encode(b"s" * 32).decode()
 
 
 def test_load_endpoint_in_aliases_and_dedupes() -> None:
-    data = EndpointIn().load({"url": "http://localhost:9000/x", "filterTypes": ["a", "a", "b"],
-                              "channels": ["c", "c"], "secret": KEY})
+    data = EndpointIn().load(
+        {
+            "url": "http://localhost:9000/x",
+            "filterTypes": ["a", "a", "b"],
+            "channels": ["c", "c"],
+            "secret": KEY,
+        }
+    )
     assert data["event_types"] == ["a", "b"] and data["channels"] == ["c"]
     assert data["secret"] == "whsec_" + KEY and data["disabled"] is False
     both = EndpointIn().load({"url": "https://x.io", "filterTypes": ["old"], "eventTypes": ["new"]})
@@ -41,8 +47,14 @@ def test_check_url_accepts_http_urls(url: str) -> None:
 
 @pytest.mark.parametrize(
     ("url", "msg"),
-    [("ftp://x.io", "schemes"), ("javascript:alert(1)", "schemes"), ("http://", "valid"),
-     ("https://a b.io", "valid"), ("http://x.io/\x00", "valid"), ("http://[::1", "valid")],
+    [
+        ("ftp://x.io", "schemes"),
+        ("javascript:alert(1)", "schemes"),
+        ("http://", "valid"),
+        ("https://a b.io", "valid"),
+        ("http://x.io/\x00", "valid"),
+        ("http://[::1", "valid"),
+    ],
 )
 def test_check_url_rejects(url: str, msg: str) -> None:
     with pytest.raises(ValidationError) as excinfo:
@@ -52,8 +64,13 @@ def test_check_url_rejects(url: str, msg: str) -> None:
 
 @pytest.mark.parametrize(
     "secret",
-    ["whsec_" + "A" * 31, "whsec_" + "!" * 40, "whsk_" + KEY, "whsec_" + KEY[:-1] + "*",
-     "whsec_" + base64.b64encode(b"x" * 22).decode()],  # 32 characters but only 22 bytes
+    [
+        "whsec_" + "A" * 31,
+        "whsec_" + "!" * 40,
+        "whsk_" + KEY,
+        "whsec_" + KEY[:-1] + "*",
+        "whsec_" + base64.b64encode(b"x" * 22).decode(),
+    ],  # 32 characters but only 22 bytes
 )
 def test_check_secret_rejects(secret: str) -> None:
     with pytest.raises(ValidationError):
@@ -67,8 +84,17 @@ def test_check_secret_accepts_prefixed_and_bare() -> None:
 
 @pytest.mark.parametrize(
     "headers",
-    [{"Keep-Alive": "x"}, {"X-Goog-A": "x"}, {"x-gfe-b": "x"}, {"X-Azure-Ref": "x"},
-     {"x-fd-x": "x"}, {"Webhook-Id": "x"}, {"é": "x"}, {"X-A": "é"}, {"X-A": "a\rb"}],
+    [
+        {"Keep-Alive": "x"},
+        {"X-Goog-A": "x"},
+        {"x-gfe-b": "x"},
+        {"X-Azure-Ref": "x"},
+        {"x-fd-x": "x"},
+        {"Webhook-Id": "x"},
+        {"é": "x"},
+        {"X-A": "é"},
+        {"X-A": "a\rb"},
+    ],
 )
 def test_check_headers_rejects(headers: dict[str, str]) -> None:
     with pytest.raises(ValidationError):
@@ -77,14 +103,16 @@ def test_check_headers_rejects(headers: dict[str, str]) -> None:
 
 def test_load_headers_patch_allows_null_values() -> None:
     assert EndpointHeadersPatchIn().load({"headers": {"X-A": None}}) == {
-        "headers": {"X-A": None}, "delete_headers": []
+        "headers": {"X-A": None},
+        "delete_headers": [],
     }
 
 
 def test_load_endpoint_patch_keeps_absent_and_null_apart() -> None:
     assert EndpointPatch().load({}) == {}
     assert EndpointPatch().load({"filterTypes": None, "channels": None}) == {
-        "event_types": None, "channels": None
+        "event_types": None,
+        "channels": None,
     }
     with pytest.raises(ValidationError):
         EndpointPatch().load({"eventTypes": []})
@@ -98,9 +126,19 @@ def test_load_rotate_defaults_and_normalizes_key() -> None:
 def test_dump_endpoint_out_emits_legacy_filter_types() -> None:
     moment = datetime(2024, 5, 1, tzinfo=UTC)
     endpoint = SimpleNamespace(
-        id="ep_1", uid=None, url="https://x.io", description="", throttle_rate=None,
-        disabled=False, event_types=["a"], channels=None, metadata_={}, created_at=moment,
-        updated_at=moment, secret="whsec_never", headers={"Authorization": "never"},
+        id="ep_1",
+        uid=None,
+        url="https://x.io",
+        description="",
+        throttle_rate=None,
+        disabled=False,
+        event_types=["a"],
+        channels=None,
+        metadata_={},
+        created_at=moment,
+        updated_at=moment,
+        secret="whsec_never",
+        headers={"Authorization": "never"},
     )
     body = EndpointOut().dump(endpoint)
     assert body["eventTypes"] == body["filterTypes"] == ["a"] and body["version"] == 1

@@ -12,8 +12,13 @@ from serializers.event_types import EventTypeIn, EventTypePatch, check_schemas
 
 def test_load_event_type_in_applies_defaults() -> None:
     assert EventTypeIn().load({"name": "a.b", "description": "d"}) == {
-        "name": "a.b", "description": "d", "archived": False, "deprecated": False,
-        "schemas": None, "group_name": None, "feature_flag": None,
+        "name": "a.b",
+        "description": "d",
+        "archived": False,
+        "deprecated": False,
+        "schemas": None,
+        "group_name": None,
+        "feature_flag": None,
     }
 
 
@@ -36,8 +41,14 @@ def test_check_schemas_accepts_draft7(schemas: dict[str, Any] | None) -> None:
 
 @pytest.mark.parametrize(
     "schemas",
-    [{"1": 3}, {"1": {"type": "nope"}}, {"1": {"required": "id"}}, {"1": {"pattern": "["}},
-     {"1": {"enum": ["\x00"]}}, {"1": {"title": "\udc00"}}],
+    [
+        {"1": 3},
+        {"1": {"type": "nope"}},
+        {"1": {"required": "id"}},
+        {"1": {"pattern": "["}},
+        {"1": {"enum": ["\x00"]}},
+        {"1": {"title": "\udc00"}},
+    ],
 )
 def test_check_schemas_rejects_invalid(schemas: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):

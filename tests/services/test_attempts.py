@@ -58,15 +58,21 @@ def enqueued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
 def failed_once(app: Application, endpoint: Endpoint, ago: float, **fields: Any) -> Any:
     """A message whose delivery to the endpoint failed `ago` seconds ago."""
     message = add_message(app, ago=ago + 1, **fields)
-    add_attempt(add_delivery(message, endpoint, MessageStatus.FAIL), MessageStatus.FAIL, 500,
-                ago=ago)
+    add_attempt(
+        add_delivery(message, endpoint, MessageStatus.FAIL), MessageStatus.FAIL, 500, ago=ago
+    )
     return message
 
 
 def manual_deliveries(endpoint: Endpoint) -> list[Delivery]:
     """The endpoint's MANUAL deliveries."""
-    return list(db.session.scalars(select(Delivery).where(
-        Delivery.endpoint_id == endpoint.id, Delivery.trigger_type == TriggerType.MANUAL)))
+    return list(
+        db.session.scalars(
+            select(Delivery).where(
+                Delivery.endpoint_id == endpoint.id, Delivery.trigger_type == TriggerType.MANUAL
+            )
+        )
+    )
 
 
 def start(app: Application, endpoint: Endpoint, days: float = 2) -> BackgroundTask:
@@ -80,8 +86,9 @@ def test_run_recovery_resends_only_messages_still_failing_in_window(
 ) -> None:
     wanted = failed_once(application, endpoint, ago=HOUR)
     recovered = failed_once(application, endpoint, ago=2 * HOUR)
-    add_attempt(add_delivery(recovered, endpoint, MessageStatus.SUCCESS), MessageStatus.SUCCESS,
-                ago=HOUR)
+    add_attempt(
+        add_delivery(recovered, endpoint, MessageStatus.SUCCESS), MessageStatus.SUCCESS, ago=HOUR
+    )
     failed_once(application, endpoint, ago=72 * HOUR)  # before the window
     failed_once(application, endpoint, ago=HOUR, payload=None)  # nothing left to send
     failed_once(application, add_endpoint(application), ago=HOUR)  # another endpoint
@@ -122,8 +129,9 @@ def test_run_recovery_of_disabled_endpoint_sends_nothing(
 def test_run_recovery_marks_task_failed_when_endpoint_is_gone(
     application: Application, enqueued: list[tuple[Any, ...]]
 ) -> None:
-    task = BackgroundTask(org_id=application.org_id, task="endpoint.recover",
-                          data={"endpointId": "ep_missing"})
+    task = BackgroundTask(
+        org_id=application.org_id, task="endpoint.recover", data={"endpointId": "ep_missing"}
+    )
     db.session.add(task)
     db.session.commit()
     assert recovery.run_recovery(task.id) == 0
@@ -158,7 +166,8 @@ def test_destination_status_takes_most_active_delivery(
     for status in statuses:
         add_delivery(message, endpoint, status)
     page = destinations.list_attempted_destinations(
-        application.org_id, "svc", message.id, limit=10, iterator=None)
+        application.org_id, "svc", message.id, limit=10, iterator=None
+    )
     assert [v.status for v in page.data] == [expected]
     stats = destinations.endpoint_stats(application.org_id, "svc", "target", None, None)
     assert stats[MessageStatus(expected).name.lower()] == 1 and sum(stats.values()) == 1
@@ -170,14 +179,13 @@ def test_stats_window_defaults_to_last_28_days() -> None:
     assert abs((until - utcnow()).total_seconds()) < 5
 
 
-@pytest.mark.parametrize(
-    ("since_days_ago", "until_days_ago"), [(30, 0), (1, 2), (1, 1), (0, -1)]
-)
+@pytest.mark.parametrize(("since_days_ago", "until_days_ago"), [(30, 0), (1, 2), (1, 1), (0, -1)])
 def test_stats_window_rejects_invalid_ranges(since_days_ago: int, until_days_ago: int) -> None:
     now = utcnow()
     with pytest.raises(ApiError) as raised:
-        destinations.stats_window(now - timedelta(days=since_days_ago),
-                                  now - timedelta(days=until_days_ago))
+        destinations.stats_window(
+            now - timedelta(days=since_days_ago), now - timedelta(days=until_days_ago)
+        )
     assert (raised.value.status, raised.value.code) == (400, "invalid_range")
 
 

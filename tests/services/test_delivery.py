@@ -1,7 +1,5 @@
 """deliver(): one attempt against a real loopback receiver, recorded and fenced on the lease."""
 
-# ruff: noqa: F811  (the receiver fixture is imported from the e2e conftest)
-
 from __future__ import annotations
 
 import base64
@@ -30,7 +28,7 @@ from api.models.common import utcnow
 from api.services import outbox
 from api.services.delivery import USER_AGENT, Job, deliver, load_job, record_outcome
 from api.services.ssrf import Outcome
-from tests.e2e.conftest import Receiver, receiver  # noqa: F401  (fixture)
+from tests.support import Receiver
 
 SECRET = "whsec_" + base64.b64encode(b"s" * 24).decode()
 OLD_SECRET = "whsec_" + base64.b64encode(b"o" * 24).decode()
@@ -38,8 +36,12 @@ PAYLOAD = json.dumps({"type": "user.created", "name": "Zoë"}, separators=(",", 
 
 
 def seed(
-    url: str, *, payload: str | None = PAYLOAD, trigger: TriggerType = TriggerType.SCHEDULED,
-    commit: bool = True, **endpoint_fields: Any,
+    url: str,
+    *,
+    payload: str | None = PAYLOAD,
+    trigger: TriggerType = TriggerType.SCHEDULED,
+    commit: bool = True,
+    **endpoint_fields: Any,
 ) -> Delivery:
     """An org, app, endpoint and message plus one leased delivery (outbox-made)."""
     org = Organization(name=f"org-{utcnow().timestamp()}-{id(endpoint_fields)}")
@@ -50,8 +52,13 @@ def seed(
     db.session.flush()
     fields = {"secret": SECRET, "old_keys": [], "headers": {}, **endpoint_fields}
     endpoint = Endpoint(app_id=app.id, url=url, **fields)
-    message = Message(app_id=app.id, org_id=org.id, event_type="user.created", payload=payload,
-                      expiration=utcnow() + timedelta(days=90))
+    message = Message(
+        app_id=app.id,
+        org_id=org.id,
+        event_type="user.created",
+        payload=payload,
+        expiration=utcnow() + timedelta(days=90),
+    )
     db.session.add_all([endpoint, message])
     db.session.flush()
     delivery = outbox.add_delivery(message, endpoint, trigger)
@@ -63,8 +70,11 @@ def seed(
 
 
 def attempts_of(delivery_id: str) -> list[MessageAttempt]:
-    return list(db.session.scalars(
-        db.select(MessageAttempt).where(MessageAttempt.delivery_id == delivery_id)))
+    return list(
+        db.session.scalars(
+            db.select(MessageAttempt).where(MessageAttempt.delivery_id == delivery_id)
+        )
+    )
 
 
 def fresh(delivery_id: str) -> Delivery:
@@ -182,8 +192,9 @@ def test_deliver_refuses_loopback_without_whitelist(
 def test_deliver_skips_disabled_endpoint_or_purged_payload(
     db_session: object, receiver: Receiver, case: str
 ) -> None:
-    d = seed(receiver.url, payload=None if case == "purged" else PAYLOAD,
-             disabled=case == "disabled")
+    d = seed(
+        receiver.url, payload=None if case == "purged" else PAYLOAD, disabled=case == "disabled"
+    )
     assert deliver(d.id, d.lease_token) in ("disabled", "payload_expired")
     row = fresh(d.id)
     assert (row.status, row.next_attempt_at) == (MessageStatus.CANCELED, None)
@@ -229,8 +240,21 @@ def test_deliver_throttled_endpoint_parks_without_counting_attempt(
 def _job(d: Delivery, trigger: int = TriggerType.SCHEDULED) -> Job:
     endpoint = db.session.get(Endpoint, d.endpoint_id)
     assert endpoint is not None
-    return Job(d.id, d.lease_token or "", d.msg_id, d.app_id, d.endpoint_id, "http://x", trigger,
-               d.attempt_count, b"{}", [SECRET], {}, None, endpoint.first_failure_at)
+    return Job(
+        d.id,
+        d.lease_token or "",
+        d.msg_id,
+        d.app_id,
+        d.endpoint_id,
+        "http://x",
+        trigger,
+        d.attempt_count,
+        b"{}",
+        [SECRET],
+        {},
+        None,
+        endpoint.first_failure_at,
+    )
 
 
 def test_record_outcome_retry_after_and_429_penalty(db_session: object) -> None:

@@ -87,7 +87,9 @@ def test_dispatch_due_reclaims_expired_lease_with_new_token(
 
 
 def test_dispatch_due_respects_in_flight_cap(
-    app: Flask, db_session: object, published: list[tuple[str, ...]],
+    app: Flask,
+    db_session: object,
+    published: list[tuple[str, ...]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(app.config, "DISPATCH_MAX_IN_FLIGHT", 3)
@@ -153,8 +155,9 @@ def test_sqlite_quickstart_path_delivers_and_chains(
     from api.services.delivery import deliver
     from tests.conftest import test_overrides
 
-    sqlite_app = create_app(test_overrides(
-        SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/q.db", ENDPOINT_CONCURRENCY=1))
+    sqlite_app = create_app(
+        test_overrides(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/q.db", ENDPOINT_CONCURRENCY=1)
+    )
     got: list[bytes] = []
     with serve(got) as url, sqlite_app.app_context():
         upgrade()

@@ -16,15 +16,30 @@ from api.services.ssrf import DestinationBlocked, blocked_reason, post, resolve_
 LOOPBACK = [ipaddress.ip_network("127.0.0.0/8")]
 
 
-@pytest.mark.parametrize("address,reason", [
-    ("10.0.0.1", "private"), ("172.16.5.4", "private"), ("192.168.1.1", "private"),
-    ("127.0.0.1", "loopback"), ("169.254.169.254", "link-local"), ("100.64.0.1", "shared"),
-    ("0.0.0.0", "unspecified"), ("224.0.0.1", "multicast"), ("240.0.0.1", "reserved"),
-    ("192.0.2.10", "documentation"), ("198.18.0.1", "benchmarking"),
-    ("::1", "loopback"), ("fd12::1", "unique-local"), ("fe80::1", "link-local"),
-    ("2002:a00:1::1", "6to4"), ("64:ff9b::a00:1", "NAT64"), ("::ffff:10.0.0.1", "private"),
-    ("2001:db8::1", "documentation"), ("::", "unspecified"),
-])
+@pytest.mark.parametrize(
+    "address,reason",
+    [
+        ("10.0.0.1", "private"),
+        ("172.16.5.4", "private"),
+        ("192.168.1.1", "private"),
+        ("127.0.0.1", "loopback"),
+        ("169.254.169.254", "link-local"),
+        ("100.64.0.1", "shared"),
+        ("0.0.0.0", "unspecified"),
+        ("224.0.0.1", "multicast"),
+        ("240.0.0.1", "reserved"),
+        ("192.0.2.10", "documentation"),
+        ("198.18.0.1", "benchmarking"),
+        ("::1", "loopback"),
+        ("fd12::1", "unique-local"),
+        ("fe80::1", "link-local"),
+        ("2002:a00:1::1", "6to4"),
+        ("64:ff9b::a00:1", "NAT64"),
+        ("::ffff:10.0.0.1", "private"),
+        ("2001:db8::1", "documentation"),
+        ("::", "unspecified"),
+    ],
+)
 def test_blocked_reason_names_the_range(address: str, reason: str) -> None:
     assert blocked_reason(ipaddress.ip_address(address)) == reason
 

@@ -44,8 +44,9 @@ def test_reserve_slot_keeps_reservation_for_parked_delivery(client: redis.Redis)
 
 
 def test_reserve_slot_fails_closed_without_redis() -> None:
-    broken = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5,
-                         retry=Retry(NoBackoff(), 0))
+    broken = redis.Redis(
+        host="127.0.0.1", port=1, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+    )
     assert reserve_slot(broken, "ep", "d", rate=1.0) > 1.0
 
 

@@ -1,7 +1,5 @@
 """herald.deliver / herald.dispatch_due through a real Celery worker on the real Redis."""
 
-# ruff: noqa: F811  (the receiver fixture is imported from the e2e conftest)
-
 from __future__ import annotations
 
 import time
@@ -15,8 +13,8 @@ from api.models.common import utcnow
 from api.services import outbox
 from api.services.dispatch import dispatch_due
 from api.services.queue import enqueue
-from tests.e2e.conftest import Receiver, receiver  # noqa: F401
 from tests.services.test_delivery import seed
+from tests.support import Receiver
 
 
 def _wait_status(app: Flask, delivery_id: str, status: int, timeout: float = 15) -> Delivery:
