@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import upgrade
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select, text
+from sqlalchemy.engine import make_url
 
 from api import create_app
 from api.extensions import db
+from api.models import Organization
 from tests.conftest import DATABASE_URL, recreate_database, test_overrides
 
 TABLES = {
@@ -69,3 +72,32 @@ def test_package_never_imports_workers(module: str) -> None:
         )
     ]
     assert offenders == []
+
+
+def test_ids_sort_bytewise_on_a_locale_collated_database() -> None:
+    """An ICU en-US database would put `org_a` before `org_B`; ids must sort like Python."""
+    url = DATABASE_URL.rsplit("/", 1)[0] + "/" + DATABASE_URL.rsplit("/", 1)[1] + "_icu"
+    parsed = make_url(url)
+    admin = parsed.set(drivername="postgresql", database="postgres")
+    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
+        conn.execute(
+            f'CREATE DATABASE "{parsed.database}" TEMPLATE template0 '
+            "LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+        )
+    app = create_app(test_overrides(SQLALCHEMY_DATABASE_URI=url))
+    ids = ["org_a0000000000000000000000000", "org_B0000000000000000000000000"]
+    with app.app_context():
+        upgrade()
+        for n, org_id in enumerate(ids):
+            db.session.add(Organization(id=org_id, name=f"o{n}"))
+        db.session.commit()
+        stored = list(db.session.scalars(select(Organization.id).order_by(Organization.id)))
+        raw = db.session.scalars(
+            text("SELECT x FROM (VALUES ('org_a'), ('org_B')) v(x) ORDER BY x")
+        )
+        locale_order = list(raw)
+        db.session.remove()
+        db.engine.dispose()
+    assert locale_order == ["org_a", "org_B"]  # the database's own collation is not bytewise
+    assert stored == sorted(ids)  # ids are: COLLATE "C"

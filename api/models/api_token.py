@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from api.extensions import UTCDateTime, db
 from api.ids import new_id
-from api.models.common import utcnow
+from api.models.common import IdString, utcnow
 
 
 class ApiToken(db.Model):  # type: ignore[name-defined]
@@ -17,7 +17,7 @@ class ApiToken(db.Model):  # type: ignore[name-defined]
 
     __tablename__ = "api_token"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("tok"))
+    id: Mapped[str] = mapped_column(IdString, primary_key=True, default=lambda: new_id("tok"))
     org_id: Mapped[str] = mapped_column(
         ForeignKey("organization.id", ondelete="CASCADE"), index=True, nullable=False
     )

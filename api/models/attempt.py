@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, SmallInteger, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, SmallInteger, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.extensions import UTCDateTime, db
 from api.ids import new_id
-from api.models.common import utcnow
+from api.models.common import IdString, utcnow
 
 
 class MessageAttempt(db.Model):  # type: ignore[name-defined]
@@ -21,7 +21,7 @@ class MessageAttempt(db.Model):  # type: ignore[name-defined]
         Index("ix_message_attempt_endpoint_id_id", "endpoint_id", "id"),
     )
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("atmpt"))
+    id: Mapped[str] = mapped_column(IdString, primary_key=True, default=lambda: new_id("atmpt"))
     msg_id: Mapped[str] = mapped_column(
         ForeignKey("message.id", ondelete="CASCADE"), nullable=False
     )
@@ -31,7 +31,7 @@ class MessageAttempt(db.Model):  # type: ignore[name-defined]
     delivery_id: Mapped[str] = mapped_column(
         ForeignKey("delivery.id", ondelete="CASCADE"), index=True, nullable=False
     )
-    app_id: Mapped[str] = mapped_column(String(40), nullable=False)
+    app_id: Mapped[str] = mapped_column(IdString, nullable=False)
     url: Mapped[str] = mapped_column(Text, nullable=False)
     response: Mapped[str] = mapped_column(Text, default="", nullable=False)
     response_status_code: Mapped[int] = mapped_column(SmallInteger, default=0, nullable=False)

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from api.extensions import db
 from api.ids import new_id
-from api.models.common import Timestamps, json_column
+from api.models.common import IdString, Timestamps, json_column
 
 
 class BackgroundTask(Timestamps, db.Model):  # type: ignore[name-defined]
@@ -17,7 +17,7 @@ class BackgroundTask(Timestamps, db.Model):  # type: ignore[name-defined]
 
     __tablename__ = "background_task"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("qtask"))
+    id: Mapped[str] = mapped_column(IdString, primary_key=True, default=lambda: new_id("qtask"))
     org_id: Mapped[str] = mapped_column(
         ForeignKey("organization.id", ondelete="CASCADE"), index=True, nullable=False
     )

@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON
+from sqlalchemy import JSON, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.extensions import UTCDateTime
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+# Ids sort by creation time only in byte order: on PostgreSQL they are COLLATE "C" whatever the
+# database's locale (an en_US collation would put "a" before "B" and break time order).
+IdString = String(40).with_variant(String(40, collation="C"), "postgresql")
 
 
 def utcnow() -> datetime:

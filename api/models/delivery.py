@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from api.extensions import UTCDateTime, db
 from api.ids import new_id
-from api.models.common import Timestamps
+from api.models.common import IdString, Timestamps
 
 
 class MessageStatus(enum.IntEnum):
@@ -48,14 +48,14 @@ class Delivery(Timestamps, db.Model):  # type: ignore[name-defined]
         Index("ix_delivery_endpoint_due", "endpoint_id", "next_attempt_at"),
     )
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("msgep"))
+    id: Mapped[str] = mapped_column(IdString, primary_key=True, default=lambda: new_id("msgep"))
     msg_id: Mapped[str] = mapped_column(
         ForeignKey("message.id", ondelete="CASCADE"), nullable=False
     )
     endpoint_id: Mapped[str] = mapped_column(
         ForeignKey("endpoint.id", ondelete="CASCADE"), nullable=False
     )
-    app_id: Mapped[str] = mapped_column(String(40), nullable=False, index=True)
+    app_id: Mapped[str] = mapped_column(IdString, nullable=False, index=True)
     status: Mapped[int] = mapped_column(SmallInteger, default=MessageStatus.SENDING, nullable=False)
     trigger_type: Mapped[int] = mapped_column(
         SmallInteger, default=TriggerType.SCHEDULED, nullable=False

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from api.extensions import UTCDateTime, db
 from api.ids import new_id
-from api.models.common import Timestamps, json_column
+from api.models.common import IdString, Timestamps, json_column
 
 
 class Endpoint(Timestamps, db.Model):  # type: ignore[name-defined]
@@ -19,7 +19,7 @@ class Endpoint(Timestamps, db.Model):  # type: ignore[name-defined]
     __tablename__ = "endpoint"
     __table_args__ = (UniqueConstraint("app_id", "uid"),)
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("ep"))
+    id: Mapped[str] = mapped_column(IdString, primary_key=True, default=lambda: new_id("ep"))
     app_id: Mapped[str] = mapped_column(
         ForeignKey("application.id", ondelete="CASCADE"), index=True, nullable=False
     )

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from api.extensions import db
 from api.ids import new_id
-from api.models.common import Timestamps, json_column
+from api.models.common import IdString, Timestamps, json_column
 
 
 class EventType(Timestamps, db.Model):  # type: ignore[name-defined]
@@ -18,7 +18,7 @@ class EventType(Timestamps, db.Model):  # type: ignore[name-defined]
     __tablename__ = "event_type"
     __table_args__ = (UniqueConstraint("org_id", "name"),)
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("evtype"))
+    id: Mapped[str] = mapped_column(IdString, primary_key=True, default=lambda: new_id("evtype"))
     org_id: Mapped[str] = mapped_column(
         ForeignKey("organization.id", ondelete="CASCADE"), index=True, nullable=False
     )

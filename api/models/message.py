@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from api.extensions import UTCDateTime, db
 from api.ids import new_id
-from api.models.common import json_column, utcnow
+from api.models.common import IdString, json_column, utcnow
 
 
 class Message(db.Model):  # type: ignore[name-defined]
@@ -21,7 +21,7 @@ class Message(db.Model):  # type: ignore[name-defined]
         Index("ix_message_app_id_id", "app_id", "id"),
     )
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("msg"))
+    id: Mapped[str] = mapped_column(IdString, primary_key=True, default=lambda: new_id("msg"))
     app_id: Mapped[str] = mapped_column(
         ForeignKey("application.id", ondelete="CASCADE"), nullable=False
     )

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from api.extensions import UTCDateTime, db
 from api.ids import new_id
-from api.models.common import utcnow
+from api.models.common import IdString, utcnow
 
 
 class Organization(db.Model):  # type: ignore[name-defined]
@@ -17,6 +17,6 @@ class Organization(db.Model):  # type: ignore[name-defined]
 
     __tablename__ = "organization"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("org"))
+    id: Mapped[str] = mapped_column(IdString, primary_key=True, default=lambda: new_id("org"))
     name: Mapped[str] = mapped_column(String(256), unique=True, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
