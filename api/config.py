@@ -37,6 +37,8 @@ BASE: dict[str, Any] = {
     "LEASE_SECONDS": 120,
     "ENDPOINT_DISABLE_AFTER": 5 * 24 * 3600,
     "AUTH_CACHE_SECONDS": 30,
+    "DB_POOL_SIZE": 5,
+    "DB_MAX_OVERFLOW": 10,
     "ENDPOINT_CONCURRENCY": 4,
     "DISPATCH_BATCH": 500,
     "DISPATCH_MAX_IN_FLIGHT": 2000,
@@ -118,6 +120,8 @@ def _coerce(config: dict[str, Any]) -> None:
         ("MAX_CONTENT_LENGTH", int),
         ("LEASE_SECONDS", int),
         ("AUTH_CACHE_SECONDS", int),
+        ("DB_POOL_SIZE", int),
+        ("DB_MAX_OVERFLOW", int),
         ("ENDPOINT_CONCURRENCY", int),
         ("DISPATCH_BATCH", int),
         ("DISPATCH_MAX_IN_FLIGHT", int),
@@ -137,6 +141,12 @@ def _coerce(config: dict[str, Any]) -> None:
         config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(
             config["SQLALCHEMY_DATABASE_URI"]
         )
+    if str(config["SQLALCHEMY_DATABASE_URI"] or "").startswith("postgresql"):
+        config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+            **config["SQLALCHEMY_ENGINE_OPTIONS"],
+            "pool_size": config["DB_POOL_SIZE"],
+            "max_overflow": config["DB_MAX_OVERFLOW"],
+        }
 
 
 def load_config(

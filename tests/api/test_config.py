@@ -66,3 +66,27 @@ def test_load_config_bad_value_names_the_setting(environ: dict[str, str], needle
     with pytest.raises(ConfigError) as info:
         load_config(environ=environ)
     assert needle in info.value.message
+
+
+def test_load_config_sizes_the_postgresql_pool_and_delivery_knobs() -> None:
+    config = load_config(
+        environ={
+            "HERALD_ENV": "testing",
+            "HERALD_DB_POOL_SIZE": "20",
+            "HERALD_DB_MAX_OVERFLOW": "5",
+            "HERALD_ENDPOINT_CONCURRENCY": "8",
+            "HERALD_DISPATCH_BATCH": "100",
+        }
+    )
+    options = config["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert (options["pool_size"], options["max_overflow"], options["pool_pre_ping"]) == (
+        20,
+        5,
+        True,
+    )
+    assert (config["ENDPOINT_CONCURRENCY"], config["DISPATCH_BATCH"]) == (8, 100)
+
+
+def test_load_config_sqlite_gets_no_pool_sizes() -> None:
+    config = load_config(environ={"HERALD_ENV": "development"})
+    assert "pool_size" not in config["SQLALCHEMY_ENGINE_OPTIONS"]
