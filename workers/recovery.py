@@ -7,6 +7,7 @@ import logging
 from celery import shared_task
 
 from api.services import recovery
+from workers.tasks import DISPATCH_QUEUE
 
 logger = logging.getLogger(__name__)
 
@@ -15,3 +16,9 @@ logger = logging.getLogger(__name__)
 def recover_endpoint(task_id: str) -> int:
     """Resend what failed to reach the task's endpoint; idempotent (a finished task is a no-op)."""
     return recovery.run_recovery(task_id)
+
+
+@shared_task(name=recovery.RESUME_TASK, acks_late=True, queue=DISPATCH_QUEUE, expires=120)
+def resume_stale_recoveries() -> int:
+    """Periodic: re-enqueue recovery tasks whose publish or worker was lost."""
+    return len(recovery.resume_stale_recoveries())

@@ -51,6 +51,10 @@ def celery_settings(app: Flask) -> dict[str, Any]:
         "beat_schedule": {
             "dispatch-due": {"task": "herald.dispatch_due", "schedule": interval},
             "purge-expired-payloads": {"task": "herald.purge_expired_payloads", "schedule": 3600.0},
+            "resume-stale-recoveries": {
+                "task": "herald.resume_stale_recoveries",
+                "schedule": 60.0,
+            },
         },
     }
 

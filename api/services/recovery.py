@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 RECOVER_TASK = "herald.recover_endpoint"
 TASK_TYPE = "endpoint.recover"
 RECOVER_LIMIT = 10_000
+RESUME_TASK = "herald.resume_stale_recoveries"
+STALE_AFTER = timedelta(minutes=5)
 
 
 def start_recovery(
@@ -119,3 +121,30 @@ def run_recovery(task_id: str) -> int:
     outbox.publish(deliveries)
     logger.info("recover.finished", extra={"task_id": task.id, "resent": len(deliveries)})
     return len(deliveries)
+
+
+def resume_stale_recoveries(stale_after: timedelta = STALE_AFTER) -> list[str]:
+    """Re-enqueue recovery tasks still `running` and untouched for `stale_after`: their publish
+    was lost (Redis down) or their worker died. run_recovery is idempotent, so a task that was
+    merely slow is harmless to enqueue again."""
+    cutoff = utcnow() - stale_after
+    tasks = list(
+        db.session.scalars(
+            select(BackgroundTask)
+            .where(
+                BackgroundTask.task == TASK_TYPE,
+                BackgroundTask.status == "running",
+                BackgroundTask.updated_at < cutoff,
+            )
+            .order_by(BackgroundTask.id)
+            .limit(100)
+        )
+    )
+    for task in tasks:
+        task.updated_at = utcnow()  # the next resume waits another stale_after
+    db.session.commit()
+    for task in tasks:
+        enqueue(RECOVER_TASK, task.id)
+    if tasks:
+        logger.warning("recover.resumed", extra={"tasks": len(tasks)})
+    return [task.id for task in tasks]

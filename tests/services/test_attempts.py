@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from freezegun import freeze_time
 from sqlalchemy import select
 
 from api.errors import ApiError
@@ -205,3 +206,37 @@ def test_resend_message_to_disabled_endpoint_returns_none(
     off = add_endpoint(application, disabled=True)
     assert resend_message(application.org_id, "svc", message.id, off.id) is None
     assert manual_deliveries(off) == [] and enqueued == []
+
+
+def _queued_recoveries() -> list[str]:
+    """Task ids of herald.recover_endpoint messages waiting in the real broker's queue."""
+    import json
+
+    from api.extensions import get_redis
+
+    found = []
+    for raw in get_redis().lrange("herald", 0, -1):
+        message = json.loads(raw)
+        if message["headers"].get("task") == recovery.RECOVER_TASK:
+            found.append(message["headers"]["argsrepr"])
+    return found
+
+
+def test_resume_stale_recoveries_reenqueues_only_stale_running_tasks(
+    application: Application, endpoint: Endpoint
+) -> None:
+    with freeze_time("2026-01-01 00:00:00") as clock:
+        stale = start(application, endpoint)  # its publish "was lost": we resume it below
+        clock.tick(timedelta(minutes=4))
+        fresh = start(application, endpoint)
+        done = start(application, endpoint)
+        recovery.run_recovery(done.id)
+        clock.tick(timedelta(minutes=2))  # stale: 6 min old, fresh: 2 min, done: finished
+        before = _queued_recoveries()
+        assert recovery.resume_stale_recoveries() == [stale.id]
+        after = _queued_recoveries()
+        assert len(after) == len(before) + 1 and stale.id in after[-1]
+        assert recovery.resume_stale_recoveries() == []  # touched: waits another 5 minutes
+        clock.tick(timedelta(minutes=6))
+        assert sorted(recovery.resume_stale_recoveries()) == sorted([stale.id, fresh.id])
+    assert db.session.get(BackgroundTask, done.id).status == "finished"
