@@ -156,6 +156,8 @@ def receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:
             rx = state["rx"]
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            with rx.lock:
+                rx.started += 1
             if rx.delay:
                 time.sleep(rx.delay)
             with rx.lock:

@@ -24,6 +24,7 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     status: int = 200
     delay: float = 0.0
+    started: int = 0  # requests whose handling began (counted before `delay`)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def wait_for(self, count: int, timeout: float = 20.0) -> list[Received]:

@@ -1,4 +1,5 @@
-"""Fault tests: SIGKILL the worker, and restart Redis empty, in the middle of a stream.
+"""Fault tests: SIGKILL the worker, and restart Redis empty, in the middle of a stream; TERM is a
+warm shutdown that finishes the delivery in flight.
 
 Real processes: a private redis-server, `celery worker` and `celery beat` (the dispatcher)
 subprocesses on the test database; messages are committed (and published) by the test while
@@ -22,8 +23,10 @@ from pathlib import Path
 import pytest
 from celery import Celery
 from flask import Flask
+from sqlalchemy import select
 
 from api.extensions import db
+from api.models import Delivery, MessageAttempt, MessageStatus
 from api.models.common import utcnow
 from api.services.queue import QUEUE
 from tests.conftest import DATABASE_URL
@@ -236,3 +239,38 @@ def test_redis_restart_empty_mid_stream_loses_nothing(
             proc.wait(10)
     assert unique == MESSAGES
     assert duplicates <= MESSAGES // 100
+
+
+def test_term_is_a_warm_shutdown_that_finishes_the_delivery_in_flight(
+    app: Flask, receiver: Receiver, stack_factory: Callable[[str], Stack], tmp_path: Path
+) -> None:
+    port = free_port()
+    redis_proc = start_redis(port, tmp_path / "redis.log")
+    url = f"redis://127.0.0.1:{port}/0"
+    stack = stack_factory(url)
+    receiver.delay = 3.0  # the receiver is slow: TERM arrives while the POST is in flight
+    try:
+        stack.start("worker")
+        with app.app_context():
+            delivery = seed(receiver.url)
+            delivery_id, token = delivery.id, delivery.lease_token
+        Celery(broker=url).send_task("herald.deliver", args=(delivery_id, token), queue=QUEUE)
+        deadline = time.monotonic() + 30
+        while receiver.started < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert receiver.started == 1, "the worker never started the delivery"
+        worker = stack.procs.pop("worker")
+        os.kill(worker.pid, signal.SIGTERM)  # Celery's warm shutdown
+        exit_code = worker.wait(30)
+    finally:
+        redis_proc.kill()
+        redis_proc.wait(10)
+    assert exit_code == 0
+    assert len(receiver.requests) == 1
+    with app.app_context():
+        row = db.session.get(Delivery, delivery_id)
+        attempts = db.session.scalars(
+            select(MessageAttempt).where(MessageAttempt.delivery_id == delivery_id)
+        ).all()
+        assert row is not None and row.status == MessageStatus.SUCCESS
+        assert [(a.status, a.response_status_code) for a in attempts] == [(0, 200)]
