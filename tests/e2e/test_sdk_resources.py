@@ -224,3 +224,12 @@ def test_sdk_async_application_round_trip(live_server: str, api_token: str) -> N
         return [a.id for a in listed.data]
 
     assert len(asyncio.run(scenario())) == 1
+
+
+def test_sdk_health_and_logout(sdk: Svix, live_server: str) -> None:
+    sdk.health.get()  # 204: the SDK accepts any 2xx
+    sdk.authentication.logout()
+    bad = Svix("not-a-token", SvixOptions(server_url=live_server, retry_schedule=[]))
+    with pytest.raises(HttpError) as info:
+        bad.authentication.logout()
+    assert info.value.status_code == 401
