@@ -191,81 +191,92 @@ def run_stream(
     return unique, duplicates, stats
 
 
+class PrivateRedis:
+    """A private redis-server on a free port that a test may kill and start again (empty)."""
+
+    def __init__(self, log: Path) -> None:
+        self.port, self.log = free_port(), log
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.procs = [start_redis(self.port, log)]
+
+    def kill(self) -> None:
+        self.procs[-1].kill()  # queued and unacked tasks are gone with it
+        self.procs[-1].wait(10)
+
+    def restart(self) -> None:
+        self.procs.append(start_redis(self.port, self.log))
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    redis = PrivateRedis(tmp_path / "redis.log")
+    yield redis
+    for proc in redis.procs:
+        proc.kill()
+        proc.wait(10)
+
+
 def test_sigkill_worker_mid_stream_loses_nothing(
-    app: Flask, receiver: Receiver, stack_factory: Callable[[str], Stack], tmp_path: Path
+    app: Flask,
+    receiver: Receiver,
+    stack_factory: Callable[[str], Stack],
+    private_redis: PrivateRedis,
 ) -> None:
-    port = free_port()
-    redis_proc = start_redis(port, tmp_path / "redis.log")
-    url = f"redis://127.0.0.1:{port}/0"
-    stack = stack_factory(url)
-    try:
+    stack = stack_factory(private_redis.url)
+    stack.start("worker")
+    stack.start("beat")
+
+    def fault() -> None:
+        stack.kill("worker")  # SIGKILL: no warm shutdown, no acks
+        time.sleep(1.0)
         stack.start("worker")
-        stack.start("beat")
 
-        def fault() -> None:
-            stack.kill("worker")  # SIGKILL: no warm shutdown, no acks
-            time.sleep(1.0)
-            stack.start("worker")
-
-        unique, duplicates, _ = run_stream(app, receiver, stack, url, fault)
-    finally:
-        redis_proc.kill()
-        redis_proc.wait(10)
+    unique, duplicates, _ = run_stream(app, receiver, stack, private_redis.url, fault)
     assert unique == MESSAGES
     assert duplicates <= MESSAGES // 100
 
 
 def test_redis_restart_empty_mid_stream_loses_nothing(
-    app: Flask, receiver: Receiver, stack_factory: Callable[[str], Stack], tmp_path: Path
+    app: Flask,
+    receiver: Receiver,
+    stack_factory: Callable[[str], Stack],
+    private_redis: PrivateRedis,
 ) -> None:
-    port = free_port()
-    procs = [start_redis(port, tmp_path / "redis.log")]
-    url = f"redis://127.0.0.1:{port}/0"
-    stack = stack_factory(url)
-    try:
-        stack.start("worker")
-        stack.start("beat")
+    stack = stack_factory(private_redis.url)
+    stack.start("worker")
+    stack.start("beat")
 
-        def fault() -> None:
-            procs[0].kill()  # queued and unacked tasks are gone with it
-            procs[0].wait(10)
-            time.sleep(1.5)
-            procs.append(start_redis(port, tmp_path / "redis.log"))
+    def fault() -> None:
+        private_redis.kill()
+        time.sleep(1.5)
+        private_redis.restart()
 
-        unique, duplicates, _ = run_stream(app, receiver, stack, url, fault)
-    finally:
-        for proc in procs:
-            proc.kill()
-            proc.wait(10)
+    unique, duplicates, _ = run_stream(app, receiver, stack, private_redis.url, fault)
     assert unique == MESSAGES
     assert duplicates <= MESSAGES // 100
 
 
 def test_term_is_a_warm_shutdown_that_finishes_the_delivery_in_flight(
-    app: Flask, receiver: Receiver, stack_factory: Callable[[str], Stack], tmp_path: Path
+    app: Flask,
+    receiver: Receiver,
+    stack_factory: Callable[[str], Stack],
+    private_redis: PrivateRedis,
 ) -> None:
-    port = free_port()
-    redis_proc = start_redis(port, tmp_path / "redis.log")
-    url = f"redis://127.0.0.1:{port}/0"
-    stack = stack_factory(url)
+    stack = stack_factory(private_redis.url)
     receiver.delay = 3.0  # the receiver is slow: TERM arrives while the POST is in flight
-    try:
-        stack.start("worker")
-        with app.app_context():
-            delivery = seed(receiver.url)
-            delivery_id, token = delivery.id, delivery.lease_token
-        Celery(broker=url).send_task("herald.deliver", args=(delivery_id, token), queue=QUEUE)
-        deadline = time.monotonic() + 30
-        while receiver.started < 1 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert receiver.started == 1, "the worker never started the delivery"
-        worker = stack.procs.pop("worker")
-        os.kill(worker.pid, signal.SIGTERM)  # Celery's warm shutdown
-        exit_code = worker.wait(30)
-    finally:
-        redis_proc.kill()
-        redis_proc.wait(10)
-    assert exit_code == 0
+    stack.start("worker")
+    with app.app_context():
+        delivery = seed(receiver.url)
+        delivery_id, token = delivery.id, delivery.lease_token
+    publisher = Celery(broker=private_redis.url)
+    publisher.send_task("herald.deliver", args=(delivery_id, token), queue=QUEUE)
+    deadline = time.monotonic() + 30
+    while receiver.started < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert receiver.started == 1, "the worker never started the delivery"
+    worker = stack.procs.pop("worker")
+    os.kill(worker.pid, signal.SIGTERM)  # Celery's warm shutdown
+    assert worker.wait(30) == 0
     assert len(receiver.requests) == 1
     with app.app_context():
         row = db.session.get(Delivery, delivery_id)
