@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 
 from api.auth import current_principal, require_auth
 from api.services import applications as service
+from api.services.lookup import get_application
 from serializers.applications import (
     ApplicationCreateQuery,
     ApplicationIn,
@@ -56,7 +57,7 @@ class ApplicationById(MethodView):
     @blp.response(200, ApplicationOut)
     def get(self, app_id: str) -> Any:
         """Get an application."""
-        return service.fetch_application(current_principal().org_id, app_id)
+        return get_application(current_principal().org_id, app_id)
 
     @require_auth
     @blp.arguments(ApplicationIn)

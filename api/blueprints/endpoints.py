@@ -13,6 +13,7 @@ from flask_smorest import Blueprint
 
 from api.auth import current_principal, require_auth
 from api.services import endpoints as service
+from api.services.lookup import get_app_endpoint
 from serializers.endpoints import (
     EndpointHeadersIn,
     EndpointHeadersOut,
@@ -61,7 +62,7 @@ class EndpointById(MethodView):
     @blp.response(200, EndpointOut)
     def get(self, app_id: str, endpoint_id: str) -> Any:
         """Get an endpoint."""
-        return service.fetch_endpoint(current_principal().org_id, app_id, endpoint_id)
+        return get_app_endpoint(current_principal().org_id, app_id, endpoint_id)
 
     @require_auth
     @blp.arguments(EndpointUpsertIn)
@@ -94,7 +95,7 @@ class EndpointById(MethodView):
 @blp.response(200, EndpointSecretOut)
 def get_secret(app_id: str, endpoint_id: str) -> Any:
     """The endpoint's current signing secret."""
-    endpoint = service.fetch_endpoint(current_principal().org_id, app_id, endpoint_id)
+    endpoint = get_app_endpoint(current_principal().org_id, app_id, endpoint_id)
     return {"key": endpoint.secret}
 
 

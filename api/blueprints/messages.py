@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 from api.auth import current_principal, require_auth
 from api.models import Message
 from api.services import messages
+from api.services.lookup import get_app_message
 from serializers.messages import (
     MessageIn,
     MessageListOut,
@@ -67,7 +68,7 @@ def list_messages(query: dict[str, Any], app_id: str) -> ResponseReturnValue:
 @blp.response(200, MessageOut)
 def get_message(query: dict[str, Any], app_id: str, msg_id: str) -> ResponseReturnValue:
     """One message by id or eventId."""
-    message = messages.fetch_message(current_principal().org_id, app_id, msg_id)
+    message = get_app_message(current_principal().org_id, app_id, msg_id)
     return _json(_SCHEMAS[query["with_content"]].dump(message), 200)
 
 

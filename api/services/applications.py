@@ -85,11 +85,6 @@ def list_applications(
     return paginate(query, Application.id, limit, iterator, descending=order == "descending")
 
 
-def fetch_application(org_id: str, app_id_or_uid: str) -> Application:
-    """The org's application by id or uid, or 404."""
-    return get_application(org_id, app_id_or_uid)
-
-
 def upsert_application(
     org_id: str, app_id_or_uid: str, data: dict[str, Any]
 ) -> tuple[Application, bool]:

@@ -16,7 +16,13 @@ from api.models.common import utcnow
 from api.pagination import Page, paginate
 from api.services import outbox
 from api.services.filters import id_bounds, message_filters
-from api.services.lookup import get_application, get_endpoint, get_message
+from api.services.lookup import (
+    get_app_endpoint,
+    get_app_message,
+    get_application,
+    get_endpoint,
+    get_message,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +72,7 @@ def list_attempts_by_msg(
 
 def list_attempts_by_endpoint(org_id: str, app_id: str, endpoint_id: str, **filters: Any) -> Page:
     """Attempts to one endpoint, newest first."""
-    endpoint = get_endpoint(get_application(org_id, app_id), endpoint_id)
+    endpoint = get_app_endpoint(org_id, app_id, endpoint_id)
     query = select(MessageAttempt).where(MessageAttempt.endpoint_id == endpoint.id)
     return _list_attempts(query, **filters)
 
@@ -81,7 +87,7 @@ def messages_by_id(msg_ids: Iterable[str]) -> dict[str, Message]:
 
 def get_attempt(org_id: str, app_id: str, msg_id: str, attempt_id: str) -> MessageAttempt:
     """One attempt of the message, or 404."""
-    message = get_message(get_application(org_id, app_id), msg_id)
+    message = get_app_message(org_id, app_id, msg_id)
     if "\x00" in attempt_id:
         raise NotFound()
     attempt = db.session.scalar(

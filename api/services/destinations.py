@@ -15,7 +15,10 @@ from api.models import Delivery, Endpoint, Message, MessageStatus
 from api.models.common import utcnow
 from api.pagination import Page, paginate
 from api.services.filters import clamp_moment, id_bounds, message_filters
-from api.services.lookup import get_application, get_endpoint, get_message
+from api.services.lookup import (
+    get_app_endpoint,
+    get_app_message,
+)
 
 STATS_DEFAULT = timedelta(days=28)
 STATS_MAX = timedelta(days=28, minutes=5)
@@ -74,7 +77,7 @@ def list_attempted_messages(
     event_types: list[str] | None = None,
 ) -> Page:
     """Messages sent (or being sent) to the endpoint, newest first, with their status there."""
-    endpoint = get_endpoint(get_application(org_id, app_id), endpoint_id)
+    endpoint = get_app_endpoint(org_id, app_id, endpoint_id)
     bounds = id_bounds(Delivery.msg_id, "msg", before, after, iterator)
     agg_status, _ = status_columns()
     sub = (
@@ -101,7 +104,7 @@ def list_attempted_destinations(
     org_id: str, app_id: str, msg_id: str, *, limit: int, iterator: str | None
 ) -> Page:
     """Endpoints the message was sent (or is being sent) to, by ascending id, with status."""
-    message = get_message(get_application(org_id, app_id), msg_id)
+    message = get_app_message(org_id, app_id, msg_id)
     targeted = select(Delivery.endpoint_id).where(Delivery.msg_id == message.id)
     query = select(Endpoint).where(Endpoint.id.in_(targeted))
     page = paginate(query, Endpoint.id, limit, iterator)
@@ -131,7 +134,7 @@ def endpoint_stats(
     org_id: str, app_id: str, endpoint_id: str, since: datetime | None, until: datetime | None
 ) -> dict[str, int]:
     """How many messages created in the window are in each status at the endpoint."""
-    endpoint = get_endpoint(get_application(org_id, app_id), endpoint_id)
+    endpoint = get_app_endpoint(org_id, app_id, endpoint_id)
     since, until = stats_window(since, until)
     agg_status, _ = status_columns()
     per_message = (

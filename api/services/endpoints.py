@@ -18,7 +18,7 @@ from api.models import Application, Endpoint
 from api.models.common import utcnow
 from api.pagination import Page, paginate
 from api.services.event_types import check_event_types
-from api.services.lookup import get_application, get_endpoint
+from api.services.lookup import get_app_endpoint, get_application, get_endpoint
 
 logger = logging.getLogger(__name__)
 
@@ -51,11 +51,6 @@ DEFAULT_GRACE_SECONDS = 86400
 def generate_secret() -> str:
     """A new signing secret: `whsec_` + base64 of 24 random bytes."""
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode("ascii")
-
-
-def fetch_endpoint(org_id: str, app_id_or_uid: str, endpoint_id_or_uid: str) -> Endpoint:
-    """The org's endpoint, both path values by id or uid, or 404."""
-    return get_endpoint(get_application(org_id, app_id_or_uid), endpoint_id_or_uid)
 
 
 def _check(org_id: str, app: Application, data: dict[str, Any], current: Endpoint | None) -> None:
@@ -158,7 +153,7 @@ def patch_endpoint(
 
 def delete_endpoint(org_id: str, app_id_or_uid: str, endpoint_id_or_uid: str) -> None:
     """Delete the endpoint (its deliveries and attempts cascade)."""
-    endpoint = fetch_endpoint(org_id, app_id_or_uid, endpoint_id_or_uid)
+    endpoint = get_app_endpoint(org_id, app_id_or_uid, endpoint_id_or_uid)
     db.session.delete(endpoint)
     db.session.commit()
     logger.info("endpoint.deleted", extra={"endpoint_id": endpoint.id})
@@ -183,7 +178,7 @@ def rotate_endpoint_secret(
 
     Expired old keys are pruned; more than 10 live old keys is 400 `limit_reached`.
     """
-    endpoint = fetch_endpoint(org_id, app_id_or_uid, endpoint_id_or_uid)
+    endpoint = get_app_endpoint(org_id, app_id_or_uid, endpoint_id_or_uid)
     grace = DEFAULT_GRACE_SECONDS if grace_period_seconds is None else grace_period_seconds
     now = utcnow()
     live = [k for k in endpoint.old_keys if _expiration(k) > now]
@@ -225,7 +220,7 @@ def get_endpoint_headers(
     org_id: str, app_id_or_uid: str, endpoint_id_or_uid: str
 ) -> dict[str, Any]:
     """The endpoint's custom headers, sensitive values withheld."""
-    return split_headers(fetch_endpoint(org_id, app_id_or_uid, endpoint_id_or_uid).headers)
+    return split_headers(get_app_endpoint(org_id, app_id_or_uid, endpoint_id_or_uid).headers)
 
 
 def update_endpoint_headers(
@@ -237,6 +232,6 @@ def update_endpoint_headers(
     replace: bool = False,
 ) -> None:
     """Replace (`replace=True`) or merge the endpoint's custom headers."""
-    endpoint = fetch_endpoint(org_id, app_id_or_uid, endpoint_id_or_uid)
+    endpoint = get_app_endpoint(org_id, app_id_or_uid, endpoint_id_or_uid)
     endpoint.headers = merge_headers({} if replace else endpoint.headers, headers, remove)
     db.session.commit()

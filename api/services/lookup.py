@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import or_, select
 
 from api.errors import NotFound
@@ -31,31 +33,35 @@ def get_application(org_id: str, app_id_or_uid: str) -> Application:
     return app
 
 
+def _scoped(model: Any, app: Application, alias: Any, value: str) -> Any:
+    """The app's row of `model` whose id or alias column equals `value`, or 404."""
+    if "\x00" in value:  # PostgreSQL rejects NUL bytes: no such row
+        raise NotFound()
+    row = db.session.scalar(
+        select(model).where(model.app_id == app.id, or_(model.id == value, alias == value))
+    )
+    if row is None:
+        raise NotFound()
+    return row
+
+
 def get_endpoint(app: Application, endpoint_id_or_uid: str) -> Endpoint:
     """The application's endpoint by id or uid, or 404."""
-    if "\x00" in endpoint_id_or_uid:
-        raise NotFound()
-    endpoint = db.session.scalar(
-        select(Endpoint).where(
-            Endpoint.app_id == app.id,
-            or_(Endpoint.id == endpoint_id_or_uid, Endpoint.uid == endpoint_id_or_uid),
-        )
-    )
-    if endpoint is None:
-        raise NotFound()
+    endpoint: Endpoint = _scoped(Endpoint, app, Endpoint.uid, endpoint_id_or_uid)
     return endpoint
 
 
 def get_message(app: Application, msg_id_or_event_id: str) -> Message:
     """The application's message by id or eventId, or 404."""
-    if "\x00" in msg_id_or_event_id:
-        raise NotFound()
-    message = db.session.scalar(
-        select(Message).where(
-            Message.app_id == app.id,
-            or_(Message.id == msg_id_or_event_id, Message.event_id == msg_id_or_event_id),
-        )
-    )
-    if message is None:
-        raise NotFound()
+    message: Message = _scoped(Message, app, Message.event_id, msg_id_or_event_id)
     return message
+
+
+def get_app_endpoint(org_id: str, app_id_or_uid: str, endpoint_id_or_uid: str) -> Endpoint:
+    """The org's endpoint, both path values by id or uid, or 404."""
+    return get_endpoint(get_application(org_id, app_id_or_uid), endpoint_id_or_uid)
+
+
+def get_app_message(org_id: str, app_id_or_uid: str, msg_id_or_event_id: str) -> Message:
+    """The org's message, the app by id or uid and the message by id or eventId, or 404."""
+    return get_message(get_application(org_id, app_id_or_uid), msg_id_or_event_id)

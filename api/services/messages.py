@@ -25,7 +25,10 @@ from api.models.common import utcnow
 from api.pagination import Page, paginate
 from api.services import outbox
 from api.services.filters import id_bounds, message_filters
-from api.services.lookup import get_application, get_message
+from api.services.lookup import (
+    get_app_message,
+    get_application,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -194,14 +197,9 @@ def list_messages(
     return paginate(query, Message.id, limit, iterator, descending=True)
 
 
-def fetch_message(org_id: str, app_id_or_uid: str, msg_id_or_event_id: str) -> Message:
-    """The app's message by id or eventId, or 404."""
-    return get_message(get_application(org_id, app_id_or_uid), msg_id_or_event_id)
-
-
 def expunge_message_content(org_id: str, app_id_or_uid: str, msg_id_or_event_id: str) -> None:
     """Delete the stored payload now; reads with content then show `{"expired": true}`."""
-    message = fetch_message(org_id, app_id_or_uid, msg_id_or_event_id)
+    message = get_app_message(org_id, app_id_or_uid, msg_id_or_event_id)
     message.payload = None
     db.session.commit()
     logger.info("message.expunged", extra={"msg_id": message.id, "app_id": message.app_id})

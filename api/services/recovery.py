@@ -22,7 +22,9 @@ from api.models import (
 from api.models.common import utcnow
 from api.services import outbox
 from api.services.filters import clamp_moment
-from api.services.lookup import get_application, get_endpoint
+from api.services.lookup import (
+    get_app_endpoint,
+)
 from api.services.queue import enqueue
 
 logger = logging.getLogger(__name__)
@@ -38,7 +40,7 @@ def start_recovery(
     org_id: str, app_id: str, endpoint_id: str, since: datetime, until: datetime | None
 ) -> BackgroundTask:
     """Record a running `endpoint.recover` task, commit, then enqueue its worker task."""
-    endpoint = get_endpoint(get_application(org_id, app_id), endpoint_id)
+    endpoint = get_app_endpoint(org_id, app_id, endpoint_id)
     since, until = clamp_moment(since), clamp_moment(until or utcnow())
     task = BackgroundTask(
         org_id=org_id,

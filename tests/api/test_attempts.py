@@ -42,21 +42,6 @@ ATTEMPT_KEYS = {
 
 
 @pytest.fixture
-def org_id(auth_token: str) -> str:
-    """The id of the org behind `auth_headers`."""
-    return db.session.scalar(select(Organization.id).where(Organization.name == "test-org"))
-
-
-@pytest.fixture
-def application(org_id: str) -> Application:
-    """An application with uid `shop`."""
-    app = Application(org_id=org_id, name="Shop", uid="shop")
-    db.session.add(app)
-    db.session.commit()
-    return app
-
-
-@pytest.fixture
 def endpoint(application: Application) -> Endpoint:
     """An endpoint with uid `ep-a`."""
     return add_endpoint(application, uid="ep-a")

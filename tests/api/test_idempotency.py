@@ -6,7 +6,6 @@ import threading
 import uuid
 from typing import Any
 
-import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
@@ -17,16 +16,6 @@ from api.models import Application, Message, Organization
 
 Headers = dict[str, str]
 BODY = {"eventType": "order.paid", "payload": {"order": 42}}
-
-
-@pytest.fixture
-def application(auth_token: str) -> Application:
-    """A committed application with uid `shop` in the test org."""
-    org_id = db.session.scalar(select(Organization.id).where(Organization.name == "test-org"))
-    app = Application(org_id=org_id, name="Shop", uid="shop")
-    db.session.add(app)
-    db.session.commit()
-    return app
 
 
 def post(client: FlaskClient, headers: Headers, key: str, app_id: str = "shop") -> Any:

@@ -14,26 +14,11 @@ from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
 
 from api.extensions import db, get_redis
-from api.models import Application, Delivery, Endpoint, Message, Organization
+from api.models import Application, Delivery, Endpoint, Message
 from api.services.queue import QUEUE
 from api.services.tokens import create_token
 
 Headers = dict[str, str]
-
-
-@pytest.fixture
-def org_id(auth_token: str) -> str:
-    """The id of the org behind `auth_headers`."""
-    return db.session.scalar(select(Organization.id).where(Organization.name == "test-org"))
-
-
-@pytest.fixture
-def application(org_id: str) -> Application:
-    """A committed application with uid `shop`."""
-    app = Application(org_id=org_id, name="Shop", uid="shop")
-    db.session.add(app)
-    db.session.commit()
-    return app
 
 
 def add_endpoint(app: Application, **fields: Any) -> Endpoint:
