@@ -20,7 +20,7 @@ from api.extensions import db
 from api.models import Delivery, Message, MessageStatus
 from api.models.common import utcnow
 from api.services.outbox import DELIVER_TASK, new_lease_token
-from api.services.queue import enqueue
+from api.services.queue import enqueue_many
 
 logger = logging.getLogger(__name__)
 
@@ -209,8 +209,7 @@ def dispatch_due(now: datetime | None = None) -> int:
     total = 0
     while room > 0:
         claimed = claim_due(min(batch, room), moment)
-        for delivery_id, token in claimed:
-            enqueue(DELIVER_TASK, delivery_id, token)
+        enqueue_many(DELIVER_TASK, claimed)
         total += len(claimed)
         room -= len(claimed)
         if len(claimed) < batch:

@@ -5,22 +5,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import (
-    Select,
-    and_,
-    bindparam,
-    insert,
-    or_,
-    select,
-)
+from sqlalchemy import Row, Select, and_, bindparam, insert, or_, select, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 
 from api.errors import Conflict, NotFound, Unprocessable
-from api.extensions import db
+from api.extensions import UTCDateTime, db
 from api.ids import is_id, new_id
-from api.models import Application, Delivery, Endpoint, Message
+from api.models import Application, Delivery, Endpoint, Message, MessageStatus, TriggerType
 from api.models.common import utcnow
 from api.pagination import Page, paginate
 from api.services import outbox
@@ -36,7 +30,15 @@ DEFAULT_RETENTION_DAYS = 90
 APP_NOT_FOUND = "Application not found"
 
 
-def endpoint_matches(endpoint: Endpoint, event_type: str, channels: Sequence[str] | None) -> bool:
+class Routable(Protocol):
+    """What routing reads of an endpoint (an Endpoint, or a row of its columns)."""
+
+    disabled: bool
+    event_types: list[str] | None
+    channels: list[str] | None
+
+
+def endpoint_matches(endpoint: Routable, event_type: str, channels: Sequence[str] | None) -> bool:
     """Svix's automatic-delivery filter: enabled, event type allowed, a channel in common."""
     if endpoint.disabled:
         return False
@@ -54,32 +56,93 @@ def _retention(data: dict[str, Any]) -> timedelta:
 
 
 # Built once: ingest is the hot path, and building a statement costs more than running it.
+# Core, not ORM: routing needs four columns, not Endpoint objects.
+_APPS, _ENDPOINTS = Application.__table__, Endpoint.__table__
 _APP_WITH_ENDPOINTS = (
-    select(Application, Endpoint)
-    .outerjoin(Endpoint, and_(Endpoint.app_id == Application.id, Endpoint.disabled.is_(False)))
-    .where(
-        Application.org_id == bindparam("org_id"),
-        or_(Application.id == bindparam("key"), Application.uid == bindparam("key")),
+    select(
+        _APPS.c.id.label("app_id"),
+        _ENDPOINTS.c.id,
+        _ENDPOINTS.c.disabled,
+        _ENDPOINTS.c.event_types,
+        _ENDPOINTS.c.channels,
     )
-    .order_by((Application.id == bindparam("key")).desc())  # an exact id match wins
+    .select_from(
+        _APPS.outerjoin(
+            _ENDPOINTS,
+            and_(_ENDPOINTS.c.app_id == _APPS.c.id, _ENDPOINTS.c.disabled.is_(False)),
+        )
+    )
+    .where(
+        _APPS.c.org_id == bindparam("org_id"),
+        or_(_APPS.c.id == bindparam("key"), _APPS.c.uid == bindparam("key")),
+    )
+    .order_by((_APPS.c.id == bindparam("key")).desc())  # an exact id match wins
 )
 _INSERT_MESSAGE = insert(Message.__table__)
+_INSERT_DELIVERIES = insert(Delivery.__table__)
+# PostgreSQL: the message and its deliveries in one statement (one round trip). The data-
+# modifying CTE always runs to completion; the deliveries' foreign key is checked at the end
+# of the statement, when the message row exists.
+_INSERT_MESSAGE_WITH_DELIVERIES_PG = text("""
+WITH msg AS (
+  INSERT INTO message (id, app_id, org_id, event_id, event_type, payload, channels, tags,
+                       expiration, created_at)
+  VALUES (:id, :app_id, :org_id, :event_id, :event_type, :payload, :channels, :tags,
+          :expiration, :created_at))
+INSERT INTO delivery (id, msg_id, endpoint_id, app_id, status, trigger_type, attempt_count,
+                      next_attempt_at, lease_token, created_at, updated_at)
+SELECT d.id, :id, d.endpoint_id, :app_id, :status, :trigger_type, 0, :lease_until,
+       d.lease_token, :created_at, :created_at
+  FROM unnest(CAST(:delivery_ids AS text[]), CAST(:endpoint_ids AS text[]),
+              CAST(:lease_tokens AS text[])) AS d(id, endpoint_id, lease_token)
+""").bindparams(
+    bindparam("channels", type_=JSONB),
+    bindparam("tags", type_=JSONB),
+    bindparam("expiration", type_=UTCDateTime()),
+    bindparam("created_at", type_=UTCDateTime()),
+    bindparam("lease_until", type_=UTCDateTime()),
+)
 
 
 def _application_with_endpoints(
     org_id: str, app_id_or_uid: str
-) -> tuple[Application | None, list[Endpoint]]:
-    """The app (by id or uid, as lookup.find_application) and its enabled endpoints, in one
-    round trip."""
+) -> tuple[str | None, list[Row[Any]]]:
+    """The app's id (found by id or uid, as lookup.find_application) and its enabled
+    endpoints' routing columns, in one round trip."""
     if "\x00" in app_id_or_uid:  # PostgreSQL rejects NUL bytes: no such app
         return None, []
-    rows = db.session.execute(_APP_WITH_ENDPOINTS, {"org_id": org_id, "key": app_id_or_uid})
-    app, endpoints = None, []
-    for owner, endpoint in rows:
-        app = app or owner
-        if owner is app and endpoint is not None:
-            endpoints.append(endpoint)
-    return app, endpoints
+    rows = db.session.connection().execute(
+        _APP_WITH_ENDPOINTS, {"org_id": org_id, "key": app_id_or_uid}
+    )
+    app_id, endpoints = None, []
+    for row in rows:
+        app_id = app_id or row.app_id
+        if row.app_id == app_id and row.id is not None:
+            endpoints.append(row)
+    return app_id, endpoints
+
+
+def _store(row: dict[str, Any], deliveries: list[dict[str, Any]]) -> None:
+    """INSERT the message row and its delivery rows (one statement on PostgreSQL)."""
+    connection = db.session.connection()
+    if connection.dialect.name != "postgresql":
+        connection.execute(_INSERT_MESSAGE, row)
+        if deliveries:
+            connection.execute(_INSERT_DELIVERIES, deliveries)
+        return
+    first = deliveries[0] if deliveries else {}
+    connection.execute(
+        _INSERT_MESSAGE_WITH_DELIVERIES_PG,
+        {
+            **row,
+            "status": first.get("status", MessageStatus.SENDING),
+            "trigger_type": first.get("trigger_type", TriggerType.SCHEDULED),
+            "lease_until": first.get("next_attempt_at", row["created_at"]),
+            "delivery_ids": [d["id"] for d in deliveries],
+            "endpoint_ids": [d["endpoint_id"] for d in deliveries],
+            "lease_tokens": [d["lease_token"] for d in deliveries],
+        },
+    )
 
 
 def _new_application(org_id: str, path_value: str, spec: dict[str, Any] | None) -> Application:
@@ -114,28 +177,18 @@ def _violated(exc: IntegrityError, constraint: str) -> bool:
     return name == constraint if name else constraint.split("_", 1)[1] in str(exc.orig)
 
 
-def _commit_keeping_state() -> None:
-    """Commit without expiring loaded objects: the response and the publish need no reload."""
-    session = db.session()
-    previous, session.expire_on_commit = session.expire_on_commit, False
-    try:
-        session.commit()
-    finally:
-        session.expire_on_commit = previous
-
-
 def _insert_message(
     org_id: str, app_id_or_uid: str, data: dict[str, Any]
-) -> tuple[Message, list[Delivery]]:
+) -> tuple[Message, list[dict[str, Any]]]:
     """Message + one leased delivery per matching endpoint, committed together."""
-    app, endpoints = _application_with_endpoints(org_id, app_id_or_uid)
-    if app is None:
-        app = _new_application(org_id, app_id_or_uid, data.get("application"))
+    app_id, endpoints = _application_with_endpoints(org_id, app_id_or_uid)
+    if app_id is None:
+        app_id = _new_application(org_id, app_id_or_uid, data.get("application")).id
         db.session.flush()  # the message row references it
     now = utcnow()
     row = {
         "id": new_id("msg", now.timestamp()),
-        "app_id": app.id,
+        "app_id": app_id,
         "org_id": org_id,
         "event_id": data.get("event_id"),
         "event_type": data["event_type"],
@@ -145,17 +198,15 @@ def _insert_message(
         "expiration": now + _retention(data),
         "created_at": now,
     }
-    # A Core INSERT (no unit of work) that runs now, so it precedes the deliveries' INSERT;
-    # the transient Message carries the same values to the deliveries and the response.
-    db.session.connection().execute(_INSERT_MESSAGE, row)
-    message = Message(**row)
-    deliveries = [
-        outbox.add_delivery(message, endpoint)
+    matching = [
+        endpoint.id
         for endpoint in endpoints
-        if endpoint_matches(endpoint, message.event_type, message.channels)
+        if endpoint_matches(endpoint, row["event_type"], row["channels"])
     ]
-    _commit_keeping_state()
-    return message, deliveries
+    deliveries = outbox.leased_rows(row, matching)
+    _store(row, deliveries)
+    db.session.commit()
+    return Message(**row), deliveries
 
 
 def create_message(org_id: str, app_id_or_uid: str, data: dict[str, Any]) -> Message:

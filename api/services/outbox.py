@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from flask import current_app
 
 from api.extensions import db
+from api.ids import new_id
 from api.models import Delivery, Endpoint, Message, MessageStatus, TriggerType
 from api.models.common import utcnow
-from api.services.queue import enqueue
+from api.services.queue import enqueue_many
 
 DELIVER_TASK = "herald.deliver"
 
@@ -27,7 +29,7 @@ def new_lease_token() -> str:
     return secrets.token_hex(16)
 
 
-def lease_deadline() -> object:
+def lease_deadline() -> datetime:
     """When a lease taken now expires."""
     return utcnow() + timedelta(seconds=current_app.config["LEASE_SECONDS"])
 
@@ -50,6 +52,34 @@ def add_delivery(
     return delivery
 
 
-def publish(deliveries: Iterable[Delivery]) -> int:
-    """After commit: publish `herald.deliver(id, lease_token)` for each; returns how many went."""
-    return sum(enqueue(DELIVER_TASK, d.id, d.lease_token) for d in deliveries)
+def leased_rows(message_row: dict[str, Any], endpoint_ids: Iterable[str]) -> list[dict[str, Any]]:
+    """Column values of a new leased SCHEDULED delivery per endpoint (for a Core INSERT)."""
+    now, until = message_row["created_at"], lease_deadline()
+    return [
+        {
+            "id": new_id("msgep"),
+            "msg_id": message_row["id"],
+            "endpoint_id": endpoint_id,
+            "app_id": message_row["app_id"],
+            "status": MessageStatus.SENDING,
+            "trigger_type": TriggerType.SCHEDULED,
+            "attempt_count": 0,
+            "next_attempt_at": until,
+            "lease_token": new_lease_token(),
+            "created_at": now,
+            "updated_at": now,
+        }
+        for endpoint_id in endpoint_ids
+    ]
+
+
+def publish(deliveries: Iterable[Delivery | dict[str, Any]]) -> int:
+    """After commit: publish `herald.deliver(id, lease_token)` for each delivery (object or
+    row) in one round trip; returns how many went."""
+    return enqueue_many(
+        DELIVER_TASK,
+        [
+            (d["id"], d["lease_token"]) if isinstance(d, dict) else (d.id, d.lease_token)
+            for d in deliveries
+        ],
+    )

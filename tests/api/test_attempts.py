@@ -56,7 +56,10 @@ def enqueued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
         calls.append((name, *args))
         return True
 
-    monkeypatch.setattr("api.services.outbox.enqueue", fake)
+    monkeypatch.setattr(
+        "api.services.outbox.enqueue_many",
+        lambda name, arg_lists: sum(fake(name, *args) for args in arg_lists),
+    )
     monkeypatch.setattr("api.services.recovery.enqueue", fake)
     return calls
 

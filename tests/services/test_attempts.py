@@ -51,7 +51,10 @@ def enqueued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     """Tasks published by name (kept in memory)."""
     calls: list[tuple[Any, ...]] = []
     fake = lambda name, *args: calls.append((name, *args)) or True  # noqa: E731
-    monkeypatch.setattr("api.services.outbox.enqueue", fake)
+    monkeypatch.setattr(
+        "api.services.outbox.enqueue_many",
+        lambda name, arg_lists: sum(fake(name, *args) for args in arg_lists),
+    )
     monkeypatch.setattr("api.services.recovery.enqueue", fake)
     return calls
 

@@ -46,7 +46,11 @@ def serve(got: list[Any]) -> Iterator[str]:
 def published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
     """Capture what the dispatcher publishes instead of sending it to Redis."""
     sent: list[tuple[str, ...]] = []
-    monkeypatch.setattr(dispatch, "enqueue", lambda name, *args: sent.append((name, *args)))
+    monkeypatch.setattr(
+        dispatch,
+        "enqueue_many",
+        lambda name, arg_lists: sent.extend((name, *args) for args in arg_lists),
+    )
     return sent
 
 
