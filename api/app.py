@@ -10,7 +10,7 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.config import ROOT, load_config
-from api.extensions import db, init_redis, migrate, openapi
+from api.extensions import db, init_db_ping, init_redis, migrate, openapi
 from api.logging_setup import configure_logging
 
 OPENAPI_SETTINGS = {
@@ -39,6 +39,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from api.services.queue import init_celery
 
     db.init_app(app)
+    init_db_ping(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     init_redis(app)
     init_celery(app)

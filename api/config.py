@@ -25,7 +25,7 @@ class ConfigError(SystemExit):
 BASE: dict[str, Any] = {
     "SECRET_KEY": None,
     "SQLALCHEMY_DATABASE_URI": None,
-    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    "SQLALCHEMY_ENGINE_OPTIONS": {},
     "REDIS_URL": None,
     "PORT": 8000,
     "WEB_CONCURRENCY": 2,
@@ -37,8 +37,9 @@ BASE: dict[str, Any] = {
     "LEASE_SECONDS": 120,
     "ENDPOINT_DISABLE_AFTER": 5 * 24 * 3600,
     "AUTH_CACHE_SECONDS": 30,
-    "DB_POOL_SIZE": 5,
-    "DB_MAX_OVERFLOW": 10,
+    "DB_POOL_SIZE": 20,  # kept open: a worker's threads would otherwise reconnect constantly
+    "DB_MAX_OVERFLOW": 20,
+    "DB_PING_AFTER_IDLE": 1.0,
     "ENDPOINT_CONCURRENCY": 4,
     "DISPATCH_BATCH": 500,
     "DISPATCH_MAX_IN_FLIGHT": 2000,
@@ -122,6 +123,7 @@ def _coerce(config: dict[str, Any]) -> None:
         ("AUTH_CACHE_SECONDS", int),
         ("DB_POOL_SIZE", int),
         ("DB_MAX_OVERFLOW", int),
+        ("DB_PING_AFTER_IDLE", float),
         ("ENDPOINT_CONCURRENCY", int),
         ("DISPATCH_BATCH", int),
         ("DISPATCH_MAX_IN_FLIGHT", int),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,7 +11,7 @@ from flask import Flask, current_app
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import DateTime, MetaData, TypeDecorator
+from sqlalchemy import DateTime, MetaData, TypeDecorator, event, exc
 from sqlalchemy.orm import DeclarativeBase
 
 NAMING = {
@@ -64,3 +65,34 @@ def get_redis() -> redis.Redis:
     """The current app's Redis client."""
     client: redis.Redis = current_app.extensions["redis"]
     return client
+
+
+def init_db_ping(app: Flask) -> None:
+    """Ping a pooled connection on checkout only when it sat idle for DB_PING_AFTER_IDLE s.
+
+    SQLAlchemy's `pool_pre_ping` pings on every checkout: a round trip per transaction on the
+    ingest and delivery hot paths. A connection broken by a database restart is one that sat
+    in the pool meanwhile, so pinging the idle ones keeps the protection (a failed ping makes
+    the pool reconnect, the caller never sees it). 0 pings on every checkout.
+    """
+    threshold = float(app.config["DB_PING_AFTER_IDLE"])
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name == "sqlite":
+        return
+
+    @event.listens_for(engine, "checkin")
+    def _returned(dbapi_connection: Any, record: Any) -> None:
+        record.info["herald_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        idle_since = record.info.get("herald_idle_since")
+        if idle_since is None or time.monotonic() - idle_since < threshold:
+            return  # new (just connected) or used moments ago
+        try:
+            ok = engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise exc.DisconnectionError() from error  # the pool reconnects and retries
+        if not ok:
+            raise exc.DisconnectionError()

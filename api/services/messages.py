@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Row, Select, and_, bindparam, insert, or_, select, text
+from sqlalchemy import Select, and_, bindparam, insert, or_, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 
@@ -104,9 +104,7 @@ SELECT d.id, :id, d.endpoint_id, :app_id, :status, :trigger_type, 0, :lease_unti
 )
 
 
-def _application_with_endpoints(
-    org_id: str, app_id_or_uid: str
-) -> tuple[str | None, list[Row[Any]]]:
+def _application_with_endpoints(org_id: str, app_id_or_uid: str) -> tuple[str | None, list[Any]]:
     """The app's id (found by id or uid, as lookup.find_application) and its enabled
     endpoints' routing columns, in one round trip."""
     if "\x00" in app_id_or_uid:  # PostgreSQL rejects NUL bytes: no such app
@@ -114,7 +112,8 @@ def _application_with_endpoints(
     rows = db.session.connection().execute(
         _APP_WITH_ENDPOINTS, {"org_id": org_id, "key": app_id_or_uid}
     )
-    app_id, endpoints = None, []
+    app_id: str | None = None
+    endpoints: list[Any] = []
     for row in rows:
         app_id = app_id or row.app_id
         if row.app_id == app_id and row.id is not None:
