@@ -28,7 +28,7 @@ BASE: dict[str, Any] = {
     "SQLALCHEMY_ENGINE_OPTIONS": {},
     "REDIS_URL": None,
     "PORT": 8000,
-    "WEB_CONCURRENCY": 2,
+    "WEB_CONCURRENCY": None,  # gunicorn.conf.py: 2 x cores + 1 unless set
     "MAX_CONTENT_LENGTH": 1024 * 1024 + 16 * 1024,  # 1 MiB payload plus the message envelope
     "RETRY_SCHEDULE": DEFAULT_RETRY_SCHEDULE,
     "WHITELIST_SUBNETS": "",
@@ -131,6 +131,8 @@ def _coerce(config: dict[str, Any]) -> None:
         ("REQUEST_TIMEOUT", float),
         ("DISPATCH_INTERVAL", float),
     ):
+        if config[key] is None:  # unset and without a default (WEB_CONCURRENCY)
+            continue
         try:
             config[key] = kind(config[key])
         except (TypeError, ValueError):

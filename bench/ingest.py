@@ -5,8 +5,9 @@ Run from the repo root: `.venv/bin/python -m bench.ingest`. Settings (environmen
 BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/herald_bench_ingest, dropped
 and re-created), BENCH_REDIS_URL (redis://127.0.0.1:6379/9, flushed), BENCH_DURATION (10 s
 per server, in BENCH_ROUNDS=5 alternating slices), BENCH_PROCS (2) x BENCH_THREADS (4) client
-connections, WEB_CONCURRENCY (2), HERALD_WORKER_CLASS / HERALD_WEB_THREADS (gunicorn.conf.py
-defaults), BENCH_IDEMPOTENCY (1: a fresh idempotency-key per request, as the SDK sends).
+connections, WEB_CONCURRENCY, HERALD_WORKER_CLASS and HERALD_WEB_THREADS (gunicorn.conf.py
+defaults: 2 x cores + 1 sync workers), BENCH_IDEMPOTENCY (1: a fresh idempotency-key per
+request, as the SDK sends).
 No Celery worker runs: publishing to Redis is part of ingest, delivery is not.
 """
 
@@ -107,7 +108,6 @@ def serve(wsgi: str) -> Iterator[str]:
             "REDIS_URL": REDIS_URL,
             "HERALD_LOG_LEVEL": "warning",
         }
-        env.setdefault("WEB_CONCURRENCY", "2")
         process = subprocess.Popen(
             [str(ROOT / ".venv/bin/gunicorn"), "-c", "gunicorn.conf.py", wsgi],
             cwd=ROOT,
@@ -211,7 +211,7 @@ def main() -> int:
     settings = (
         f"{DURATION:.0f} s each in {ROUNDS} alternating rounds, "
         f"{PROCS}x{THREADS} client connections, "
-        f"WEB_CONCURRENCY={os.environ.get('WEB_CONCURRENCY', '2')}, "
+        f"WEB_CONCURRENCY={os.environ.get('WEB_CONCURRENCY') or 2 * (os.cpu_count() or 1) + 1}, "
         f"worker_class={os.environ.get('HERALD_WORKER_CLASS', 'sync')}, "
         f"idempotency-key={'on' if IDEMPOTENCY else 'off'}"
     )

@@ -15,8 +15,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from psycopg.pq import TransactionStatus
-from psycopg.rows import namedtuple_row
 from sqlalchemy import bindparam, insert, select, update
 
 from api.config import ROOT
@@ -24,7 +22,7 @@ from api.extensions import db, get_redis
 from api.ids import new_id
 from api.models import Delivery, Endpoint, Message, MessageAttempt, MessageStatus, TriggerType
 from api.models.common import utcnow
-from api.services import retry, throttle
+from api.services import driver, retry, throttle
 from api.services.dispatch import claim_next_for_endpoint, per_endpoint_limit
 from api.services.signing import live_keys, webhook_headers
 from api.services.ssrf import Outcome, post
@@ -116,7 +114,7 @@ _LOAD = (
 # PostgreSQL, one round trip: the fenced update, the attempt row and (when chaining after a
 # success) the lease of the endpoint's next due row with its payload. Asynchronous commit:
 # losing this commit in a database crash only means the attempt is made (and recorded) again.
-# Run through psycopg directly (see _on_driver): it is the hot statement of the drain.
+# Run with psycopg directly (api/services/driver.py): the hot statement of the drain.
 _RECORD_PG = """
 WITH cfg AS (SELECT set_config('synchronous_commit', 'off', true)),
 upd AS (
@@ -149,25 +147,6 @@ SELECT (SELECT count(*) FROM ins) AS written, nxt.id, nxt.lease_token, nxt.msg_i
        nxt.trigger_type, nxt.attempt_count, m.payload
   FROM (SELECT 1) AS one LEFT JOIN nxt ON true LEFT JOIN message m ON m.id = nxt.msg_id
 """
-
-
-def _on_driver(sql: str, params: dict[str, Any]) -> Any:
-    """Run one PostgreSQL statement with psycopg on the session's own connection; its first
-    row as a named tuple. SQLAlchemy's per-execution work was a tenth of the worker's CPU on
-    this statement (py-spy on bench/delivery.py). With no transaction open on the connection,
-    the statement (atomic on its own) runs in autocommit: no BEGIN and COMMIT round trips;
-    inside a caller's transaction it joins it."""
-    driver: Any = db.session.connection().connection.driver_connection
-    solo = driver.info.transaction_status == TransactionStatus.IDLE
-    if solo:
-        driver.autocommit = True
-    try:
-        with driver.cursor(row_factory=namedtuple_row) as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchone()
-    finally:
-        if solo and not driver.closed:
-            driver.autocommit = False
 
 
 def load_job(delivery_id: str, token: str) -> Job | str:
@@ -298,7 +277,7 @@ def _record(
     claimed: Any = None
     if db.engine.dialect.name == "postgresql":
         lease = timedelta(seconds=current_app.config["LEASE_SECONDS"])
-        row = _on_driver(
+        (row,) = driver.execute(
             _RECORD_PG,
             {
                 "status": int(status),

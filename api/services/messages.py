@@ -7,17 +7,17 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Select, and_, bindparam, insert, or_, select, text
-from sqlalchemy.dialects.postgresql import JSONB
+from psycopg.types.json import Jsonb
+from sqlalchemy import Select, and_, bindparam, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from api.errors import Conflict, NotFound, Unprocessable
-from api.extensions import UTCDateTime, db
+from api.extensions import db
 from api.ids import is_id, new_id
 from api.models import Application, Delivery, Endpoint, Message, MessageStatus, TriggerType
 from api.models.common import utcnow
 from api.pagination import Page, paginate
-from api.services import outbox
+from api.services import driver, outbox
 from api.services.filters import id_bounds, message_filters
 from api.services.lookup import (
     get_app_message,
@@ -78,30 +78,29 @@ _APP_WITH_ENDPOINTS = (
     )
     .order_by((_APPS.c.id == bindparam("key")).desc())  # an exact id match wins
 )
+_APP_WITH_ENDPOINTS_PG = driver.compiled(_APP_WITH_ENDPOINTS)
 _INSERT_MESSAGE = insert(Message.__table__)
 _INSERT_DELIVERIES = insert(Delivery.__table__)
 # PostgreSQL: the message and its deliveries in one statement (one round trip). The data-
 # modifying CTE always runs to completion; the deliveries' foreign key is checked at the end
-# of the statement, when the message row exists.
-_INSERT_MESSAGE_WITH_DELIVERIES_PG = text("""
+# of the statement, when the message row exists. Run with psycopg (api/services/driver.py).
+_INSERT_MESSAGE_WITH_DELIVERIES_PG = """
 WITH msg AS (
   INSERT INTO message (id, app_id, org_id, event_id, event_type, payload, channels, tags,
                        expiration, created_at)
-  VALUES (:id, :app_id, :org_id, :event_id, :event_type, :payload, :channels, :tags,
-          :expiration, :created_at))
+  VALUES (%(id)s, %(app_id)s, %(org_id)s, %(event_id)s, %(event_type)s, %(payload)s,
+          %(channels)s, %(tags)s, %(expiration)s, %(created_at)s))
 INSERT INTO delivery (id, msg_id, endpoint_id, app_id, status, trigger_type, attempt_count,
                       next_attempt_at, lease_token, created_at, updated_at)
-SELECT d.id, :id, d.endpoint_id, :app_id, :status, :trigger_type, 0, :lease_until,
-       d.lease_token, :created_at, :created_at
-  FROM unnest(CAST(:delivery_ids AS text[]), CAST(:endpoint_ids AS text[]),
-              CAST(:lease_tokens AS text[])) AS d(id, endpoint_id, lease_token)
-""").bindparams(
-    bindparam("channels", type_=JSONB),
-    bindparam("tags", type_=JSONB),
-    bindparam("expiration", type_=UTCDateTime()),
-    bindparam("created_at", type_=UTCDateTime()),
-    bindparam("lease_until", type_=UTCDateTime()),
-)
+SELECT d.id, %(id)s, d.endpoint_id, %(app_id)s, %(status)s, %(trigger_type)s, 0, %(lease_until)s,
+       d.lease_token, %(created_at)s, %(created_at)s
+  FROM unnest(CAST(%(delivery_ids)s AS text[]), CAST(%(endpoint_ids)s AS text[]),
+              CAST(%(lease_tokens)s AS text[])) AS d(id, endpoint_id, lease_token)
+"""
+
+
+def _jsonb(value: Any) -> Jsonb | None:
+    return None if value is None else Jsonb(value)
 
 
 def _application_with_endpoints(org_id: str, app_id_or_uid: str) -> tuple[str | None, list[Any]]:
@@ -109,9 +108,11 @@ def _application_with_endpoints(org_id: str, app_id_or_uid: str) -> tuple[str | 
     endpoints' routing columns, in one round trip."""
     if "\x00" in app_id_or_uid:  # PostgreSQL rejects NUL bytes: no such app
         return None, []
-    rows = db.session.connection().execute(
-        _APP_WITH_ENDPOINTS, {"org_id": org_id, "key": app_id_or_uid}
-    )
+    params = {"org_id": org_id, "key": app_id_or_uid}
+    if db.engine.dialect.name == "postgresql":
+        rows: Any = driver.execute(_APP_WITH_ENDPOINTS_PG, params)
+    else:
+        rows = db.session.connection().execute(_APP_WITH_ENDPOINTS, params)
     app_id: str | None = None
     endpoints: list[Any] = []
     for row in rows:
@@ -123,17 +124,19 @@ def _application_with_endpoints(org_id: str, app_id_or_uid: str) -> tuple[str | 
 
 def _store(row: dict[str, Any], deliveries: list[dict[str, Any]]) -> None:
     """INSERT the message row and its delivery rows (one statement on PostgreSQL)."""
-    connection = db.session.connection()
-    if connection.dialect.name != "postgresql":
+    if db.engine.dialect.name != "postgresql":
+        connection = db.session.connection()
         connection.execute(_INSERT_MESSAGE, row)
         if deliveries:
             connection.execute(_INSERT_DELIVERIES, deliveries)
         return
     first = deliveries[0] if deliveries else {}
-    connection.execute(
+    driver.execute(
         _INSERT_MESSAGE_WITH_DELIVERIES_PG,
         {
             **row,
+            "channels": _jsonb(row["channels"]),
+            "tags": _jsonb(row["tags"]),
             "status": first.get("status", MessageStatus.SENDING),
             "trigger_type": first.get("trigger_type", TriggerType.SCHEDULED),
             "lease_until": first.get("next_attempt_at", row["created_at"]),

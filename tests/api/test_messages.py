@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from api.extensions import db, get_redis
 from api.models import Application, Delivery, Endpoint, Message
+from api.services import driver
 from api.services.queue import QUEUE
 from api.services.tokens import create_token
 
@@ -200,13 +201,21 @@ def test_create_message_without_channels_skips_channel_filtered_endpoints(
 
 
 @pytest.fixture
-def statements() -> Iterator[list[str]]:
-    """Every SQL statement executed while the test runs."""
+def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every SQL statement executed while the test runs (through SQLAlchemy or, on the hot
+    paths, psycopg directly: api/services/driver.py)."""
     seen: list[str] = []
 
     def record(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
         seen.append(sql.strip().split()[0].upper() + " " + sql)
 
+    real_execute = driver.execute
+
+    def execute_recorded(sql: str, params: dict[str, Any]) -> list[Any]:
+        record(None, None, sql)
+        return real_execute(sql, params)
+
+    monkeypatch.setattr(driver, "execute", execute_recorded)
     event.listen(Engine, "before_cursor_execute", record)
     yield seen
     event.remove(Engine, "before_cursor_execute", record)

@@ -1,0 +1,49 @@
+"""Hot-path statements run with psycopg directly on the session's own connection.
+
+SQLAlchemy's per-execution work (parameter processing, result metadata, transaction
+bookkeeping) was a tenth or more of the CPU of the ingest and delivery hot paths (py-spy on
+bench/ingest.py and bench/delivery.py). These statements are built once, with SQLAlchemy
+where they can be, and executed here. PostgreSQL only.
+
+A statement run while no transaction is open on the connection runs in autocommit (it is
+atomic on its own): no BEGIN and COMMIT round trips. Inside a transaction (a caller's, or a
+test's outer one) it joins it. psycopg errors come back as SQLAlchemy's, so callers handle
+one kind.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.pq import TransactionStatus
+from psycopg.rows import namedtuple_row
+from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import ClauseElement
+
+from api.extensions import db
+
+_DIALECT = pg_dialect.dialect()
+
+
+def compiled(statement: ClauseElement) -> str:
+    """A SQLAlchemy statement as psycopg SQL with %(name)s placeholders."""
+    return str(statement.compile(dialect=_DIALECT))
+
+
+def execute(sql: str, params: dict[str, Any]) -> list[Any]:
+    """Run one statement on the session's connection; its rows as named tuples."""
+    driver: Any = db.session.connection().connection.driver_connection
+    solo = driver.info.transaction_status == TransactionStatus.IDLE
+    if solo:
+        driver.autocommit = True
+    try:
+        with driver.cursor(row_factory=namedtuple_row) as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall() if cursor.description else []
+    except psycopg.Error as error:
+        raise DBAPIError.instance(sql, params, error, psycopg.Error) from None
+    finally:
+        if solo and not driver.closed:
+            driver.autocommit = False
