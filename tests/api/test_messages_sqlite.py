@@ -35,9 +35,7 @@ def test_create_message_on_sqlite_stores_routes_and_publishes(tmp_path: Path) ->
         ]
         skipped = [
             Endpoint(app_id=shop.id, url="https://c.example/h", secret="whsec_c", disabled=True),
-            Endpoint(
-                app_id=shop.id, url="https://d.example/h", secret="whsec_d", channels=["us"]
-            ),
+            Endpoint(app_id=shop.id, url="https://d.example/h", secret="whsec_d", channels=["us"]),
         ]
         db.session.add_all(wanted + skipped)
         db.session.commit()
