@@ -26,7 +26,9 @@ from api.models import (
 )
 from api.models.common import utcnow
 from api.services import outbox
-from api.services.delivery import USER_AGENT, Job, deliver, load_job, record_outcome
+from api.services.delivery import USER_AGENT, deliver
+from api.services.jobs import Job, load_job
+from api.services.results import record_outcome
 from api.services.ssrf import Outcome
 from tests.support import Receiver
 
