@@ -34,7 +34,8 @@ def compiled(statement: ClauseElement) -> str:
 
 def execute(sql: str, params: dict[str, Any]) -> list[Any]:
     """Run one statement on the session's connection; its rows as named tuples."""
-    driver: Any = db.session.connection().connection.driver_connection
+    connection = db.session.connection()
+    driver: Any = connection.connection.driver_connection
     solo = driver.info.transaction_status == TransactionStatus.IDLE
     if solo:
         driver.autocommit = True
@@ -43,7 +44,12 @@ def execute(sql: str, params: dict[str, Any]) -> list[Any]:
             cursor.execute(sql, params)
             return cursor.fetchall() if cursor.description else []
     except psycopg.Error as error:
-        raise DBAPIError.instance(sql, params, error, psycopg.Error) from None
+        lost = connection.dialect.is_disconnect(error, driver, None)
+        if lost:  # as SQLAlchemy does: the pool must not hand this connection out again
+            connection.invalidate()
+        raise DBAPIError.instance(
+            sql, params, error, psycopg.Error, connection_invalidated=lost
+        ) from None
     finally:
-        if solo and not driver.closed:
+        if solo and not driver.closed and not connection.invalidated:
             driver.autocommit = False
