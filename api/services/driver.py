@@ -44,7 +44,7 @@ def execute(sql: str, params: dict[str, Any]) -> list[Any]:
             cursor.execute(sql, params)
             return cursor.fetchall() if cursor.description else []
     except psycopg.Error as error:
-        lost = connection.dialect.is_disconnect(error, driver, None)
+        lost = connection.dialect.is_disconnect(error, driver, None)  # type: ignore[arg-type]
         if lost:  # as SQLAlchemy does: the pool must not hand this connection out again
             connection.invalidate()
         raise DBAPIError.instance(
