@@ -23,7 +23,7 @@ from api.models import (
 from api.models.common import utcnow
 from api.services import destinations, recovery
 from api.services.attempts import payload_available, resend_message
-from tests.api.test_attempts import add_attempt, add_delivery, add_endpoint, add_message
+from tests.api.factories import add_attempt, add_delivery, add_endpoint, add_message
 
 HOUR = 3600.0
 
@@ -238,7 +238,8 @@ def test_resume_stale_recoveries_reenqueues_only_stale_running_tasks(
         before = _queued_recoveries()
         assert recovery.resume_stale_recoveries() == [stale.id]
         after = _queued_recoveries()
-        assert len(after) == len(before) + 1 and stale.id in after[-1]
+        # LPUSH: the newest task is at the head of the list, whatever was queued before
+        assert len(after) == len(before) + 1 and stale.id in after[0]
         assert recovery.resume_stale_recoveries() == []  # touched: waits another 5 minutes
         clock.tick(timedelta(minutes=6))
         assert sorted(recovery.resume_stale_recoveries()) == sorted([stale.id, fresh.id])

@@ -1,0 +1,83 @@
+"""Row builders shared by the API and service tests (plain helpers: no fixtures, no tests)."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+from api.extensions import db
+from api.ids import new_id
+from api.models import (
+    Application,
+    Delivery,
+    Endpoint,
+    Message,
+    MessageAttempt,
+    TriggerType,
+)
+from api.models.common import utcnow
+
+
+def add_endpoint(app: Application, **fields: Any) -> Endpoint:
+    """An endpoint row."""
+    endpoint = Endpoint(app_id=app.id, url="https://example.com/hook", secret="whsec_x", **fields)
+    db.session.add(endpoint)
+    db.session.commit()
+    return endpoint
+
+
+def add_message(app: Application, ago: float = 60.0, **fields: Any) -> Message:
+    """A message created `ago` seconds ago with payload {"a": 1}."""
+    at = time.time() - ago
+    fields.setdefault("payload", '{"a":1}')
+    fields.setdefault("event_type", "user.signup")
+    fields.setdefault("expiration", utcnow() + timedelta(days=90))
+    message = Message(id=new_id("msg", at), app_id=app.id, org_id=app.org_id, **fields)
+    db.session.add(message)
+    db.session.commit()
+    return message
+
+
+def add_delivery(
+    message: Message,
+    endpoint: Endpoint,
+    status: int,
+    next_attempt: Any = None,
+    trigger: int = TriggerType.SCHEDULED,
+) -> Delivery:
+    """A delivery row in the given state."""
+    delivery = Delivery(
+        msg_id=message.id,
+        endpoint_id=endpoint.id,
+        app_id=message.app_id,
+        status=status,
+        trigger_type=trigger,
+        next_attempt_at=next_attempt,
+    )
+    db.session.add(delivery)
+    db.session.commit()
+    return delivery
+
+
+def add_attempt(
+    delivery: Delivery, status: int, code: int = 200, ago: float = 30.0, response: str = "ok"
+) -> MessageAttempt:
+    """An attempt of the delivery made `ago` seconds ago."""
+    at = time.time() - ago
+    attempt = MessageAttempt(
+        id=new_id("atmpt", at),
+        msg_id=delivery.msg_id,
+        endpoint_id=delivery.endpoint_id,
+        delivery_id=delivery.id,
+        app_id=delivery.app_id,
+        url="https://example.com/hook",
+        response=response,
+        response_status_code=code,
+        response_duration_ms=12,
+        status=status,
+        trigger_type=delivery.trigger_type,
+    )
+    db.session.add(attempt)
+    db.session.commit()
+    return attempt
