@@ -211,6 +211,15 @@ def _insert_message(
     return Message(**row), deliveries
 
 
+# Constraints a concurrent request can break between our read and our insert: it created the
+# app first (use it), deleted an endpoint (route without it) or deleted the app (404).
+_RACES = (
+    "uq_application_org_id_uid",
+    "fk_delivery_endpoint_id_endpoint",
+    "fk_message_app_id_application",
+)
+
+
 def create_message(org_id: str, app_id_or_uid: str, data: dict[str, Any]) -> Message:
     """Store a message (auto-creating its app if asked), then publish its deliveries."""
     for attempt in range(2):
@@ -221,8 +230,8 @@ def create_message(org_id: str, app_id_or_uid: str, data: dict[str, Any]) -> Mes
             db.session.rollback()
             if _violated(exc, "uq_message_app_id_event_id"):
                 raise Conflict() from None
-            if attempt == 0 and _violated(exc, "uq_application_org_id_uid"):
-                continue  # a concurrent request created the app first: use it
+            if attempt == 0 and any(_violated(exc, name) for name in _RACES):
+                continue  # the app or an endpoint changed since we read them: read again
             raise
     outbox.publish(deliveries)
     return message
