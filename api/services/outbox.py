@@ -34,41 +34,45 @@ def lease_deadline() -> datetime:
     return utcnow() + timedelta(seconds=current_app.config["LEASE_SECONDS"])
 
 
+def leased_row(
+    msg_id: str,
+    app_id: str,
+    endpoint_id: str,
+    trigger: TriggerType = TriggerType.SCHEDULED,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The column values of a new delivery, created already leased."""
+    created = now or utcnow()
+    return {
+        "id": new_id("msgep", created.timestamp()),
+        "msg_id": msg_id,
+        "endpoint_id": endpoint_id,
+        "app_id": app_id,
+        "status": MessageStatus.SENDING,
+        "trigger_type": trigger,
+        "attempt_count": 0,
+        "next_attempt_at": lease_deadline(),
+        "lease_token": new_lease_token(),
+        "created_at": created,
+        "updated_at": created,
+    }
+
+
 def add_delivery(
     message: Message, endpoint: Endpoint, trigger: TriggerType = TriggerType.SCHEDULED
 ) -> Delivery:
     """Add (not commit) a leased delivery row for message → endpoint."""
-    delivery = Delivery(
-        msg_id=message.id,
-        endpoint_id=endpoint.id,
-        app_id=message.app_id,
-        status=MessageStatus.SENDING,
-        trigger_type=trigger,
-        attempt_count=0,
-        next_attempt_at=lease_deadline(),
-        lease_token=new_lease_token(),
-    )
+    delivery = Delivery(**leased_row(message.id, message.app_id, endpoint.id, trigger))
     db.session.add(delivery)
     return delivery
 
 
 def leased_rows(message_row: dict[str, Any], endpoint_ids: Iterable[str]) -> list[dict[str, Any]]:
-    """Column values of a new leased SCHEDULED delivery per endpoint (for a Core INSERT)."""
-    now, until = message_row["created_at"], lease_deadline()
+    """Leased SCHEDULED delivery rows of a new message (for one Core INSERT)."""
     return [
-        {
-            "id": new_id("msgep"),
-            "msg_id": message_row["id"],
-            "endpoint_id": endpoint_id,
-            "app_id": message_row["app_id"],
-            "status": MessageStatus.SENDING,
-            "trigger_type": TriggerType.SCHEDULED,
-            "attempt_count": 0,
-            "next_attempt_at": until,
-            "lease_token": new_lease_token(),
-            "created_at": now,
-            "updated_at": now,
-        }
+        leased_row(
+            message_row["id"], message_row["app_id"], endpoint_id, now=message_row["created_at"]
+        )
         for endpoint_id in endpoint_ids
     ]
 
