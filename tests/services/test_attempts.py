@@ -23,6 +23,7 @@ from api.models import (
 from api.models.common import utcnow
 from api.services import destinations, recovery
 from api.services.attempts import payload_available, resend_message
+from tests.api import attempts_support
 from tests.api.factories import add_attempt, add_delivery, add_endpoint, add_message
 
 HOUR = 3600.0
@@ -46,17 +47,7 @@ def endpoint(application: Application) -> Endpoint:
     return add_endpoint(application, uid="target")
 
 
-@pytest.fixture
-def enqueued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
-    """Tasks published by name (kept in memory)."""
-    calls: list[tuple[Any, ...]] = []
-    fake = lambda name, *args: calls.append((name, *args)) or True  # noqa: E731
-    monkeypatch.setattr(
-        "api.services.outbox.enqueue_many",
-        lambda name, arg_lists: sum(fake(name, *args) for args in arg_lists),
-    )
-    monkeypatch.setattr("api.services.recovery.enqueue", fake)
-    return calls
+enqueued = attempts_support.enqueued  # tasks published by name, kept in memory
 
 
 def failed_once(app: Application, endpoint: Endpoint, ago: float, **fields: Any) -> Any:
