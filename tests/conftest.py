@@ -2,7 +2,10 @@
 
 Environment: TEST_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/herald_test) and
 TEST_REDIS_URL (default redis://127.0.0.1:6379/1) let parallel runs use their own database and
-Redis db number.
+Redis db number. The suite drops and re-creates the test database and flushes the Redis db, so
+it only ever uses those two variables (never DATABASE_URL / REDIS_URL, which name the data of a
+running Herald) and refuses to start when the test database is the one DATABASE_URL names.
+Unreachable services end the run at once with one line saying which.
 """
 
 from __future__ import annotations
@@ -10,11 +13,13 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import psycopg
 import pytest
+import redis
 from celery.contrib.testing.worker import start_worker
 from flask import Flask
 from flask.testing import FlaskClient
@@ -30,12 +35,78 @@ from api.extensions import db, get_redis
 from api.services import tokens
 from tests.support import Received, Receiver
 
-DATABASE_URL = normalize_database_url(
-    os.environ.get("TEST_DATABASE_URL")
-    or os.environ.get("DATABASE_URL")
-    or "postgresql://postgres@127.0.0.1:5432/herald_test"
-)
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
+DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/herald_test"
+DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/1"
+
+
+class UnsafeTestDatabase(Exception):
+    """The test database is not one the suite may drop."""
+
+
+def disposable_database_url(environ: Mapping[str, str]) -> str:
+    """The database the suite may drop: TEST_DATABASE_URL or the default `herald_test`.
+
+    DATABASE_URL is never a fallback; a TEST_DATABASE_URL naming the same database as
+    DATABASE_URL is refused (UnsafeTestDatabase).
+    """
+    url = normalize_database_url(environ.get("TEST_DATABASE_URL") or DEFAULT_TEST_DATABASE_URL)
+    live = environ.get("DATABASE_URL")
+    if live and same_database(url, normalize_database_url(live)):
+        raise UnsafeTestDatabase(
+            f"herald tests: refusing to run: TEST_DATABASE_URL names the database DATABASE_URL "
+            f"uses ({make_url(url).database}) and the suite drops it; point TEST_DATABASE_URL "
+            f"at a disposable database"
+        )
+    return url
+
+
+def same_database(a: str, b: str) -> bool:
+    """Whether two URLs name the same database on the same server."""
+    first, second = make_url(a), make_url(b)
+    if first.get_backend_name() != second.get_backend_name():
+        return False
+    if first.get_backend_name() == "sqlite":
+        return os.path.abspath(first.database or "") == os.path.abspath(second.database or "")
+    local = {None, "", "localhost", "127.0.0.1", "::1"}
+
+    def where(url: Any) -> tuple[Any, ...]:
+        host = "localhost" if url.host in local else url.host
+        return (host, url.port or 5432, url.database)
+
+    return where(first) == where(second)
+
+
+try:
+    DATABASE_URL, _REFUSAL = disposable_database_url(os.environ), ""
+except UnsafeTestDatabase as exc:
+    DATABASE_URL, _REFUSAL = "", str(exc)
+REDIS_URL = os.environ.get("TEST_REDIS_URL") or DEFAULT_TEST_REDIS_URL
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Stop before anything runs when the test database is not a disposable one."""
+    if _REFUSAL:
+        pytest.exit(_REFUSAL, returncode=4)
+
+
+def unreachable_service(database_url: str, redis_url: str) -> str | None:
+    """One line naming the service that does not answer within a few seconds, else None."""
+    server = make_url(database_url).set(drivername="postgresql", database="postgres")
+    try:
+        psycopg.connect(server.render_as_string(hide_password=False), connect_timeout=3).close()
+    except psycopg.Error as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        return (
+            f"herald tests: PostgreSQL at {server.render_as_string()} (TEST_DATABASE_URL) is "
+            f"unreachable: {reason}"
+        )
+    try:
+        conn = redis.Redis.from_url(redis_url, socket_connect_timeout=3, socket_timeout=3)
+        conn.ping()
+        conn.close()
+    except (redis.RedisError, ValueError) as exc:
+        return f"herald tests: Redis at {redis_url} (TEST_REDIS_URL) is unreachable: {exc}"
+    return None
 
 
 def recreate_database(url: str) -> None:
@@ -64,6 +135,9 @@ test_overrides.__test__ = False  # type: ignore[attr-defined]  (a helper, not a 
 @pytest.fixture(scope="session")
 def app() -> Iterator[Flask]:
     """The app on a freshly migrated test database (migrations run once per session)."""
+    problem = unreachable_service(DATABASE_URL, REDIS_URL)
+    if problem:
+        pytest.exit(problem, returncode=3)
     recreate_database(DATABASE_URL)
     flask_app = create_app(test_overrides())
     with flask_app.app_context():
