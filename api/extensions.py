@@ -79,6 +79,7 @@ def init_db_ping(app: Flask) -> None:
     with app.app_context():
         engine = db.engine
     if engine.dialect.name == "sqlite":
+        init_sqlite(engine)
         return
 
     @event.listens_for(engine, "checkin")
@@ -96,3 +97,26 @@ def init_db_ping(app: Flask) -> None:
             raise exc.DisconnectionError() from error  # the pool reconnects and retries
         if not ok:
             raise exc.DisconnectionError()
+
+
+def init_sqlite(engine: Any) -> None:
+    """SQLite (the quickstart) with real transactions, enforced foreign keys and WAL.
+
+    pysqlite opens transactions itself, late and without SAVEPOINT support; SQLAlchemy's
+    recipe hands BEGIN to SQLAlchemy so a rollback to a savepoint is one. Foreign keys are
+    off in SQLite unless asked, and WAL lets the web, worker and scheduler processes read
+    while one writes; busy_timeout makes a writer wait for another instead of failing.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None  # no implicit BEGIN from the driver
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA busy_timeout = 10000")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")

@@ -30,7 +30,7 @@ from svix.api import Svix, SvixOptions
 from werkzeug.serving import make_server
 
 from api import create_app
-from api.config import normalize_database_url
+from api.config import ROOT, normalize_database_url
 from api.extensions import db, get_redis
 from api.services import tokens
 from tests.support import Received, Receiver
@@ -132,14 +132,52 @@ def test_overrides(**extra: object) -> dict[str, object]:
 test_overrides.__test__ = False  # type: ignore[attr-defined]  (a helper, not a test)
 
 
+# The API and service tests run on both databases the app supports: PostgreSQL (production) and
+# SQLite (the `make run` quickstart). A test that needs PostgreSQL says so with the marker.
+BOTH_DATABASES = ("tests/api/", "tests/services/")
+DATABASES = tuple(
+    name.strip() for name in os.environ.get("TEST_DATABASES", "postgresql,sqlite").split(",")
+)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Give each API/service test using the app one run per database in TEST_DATABASES."""
+    if "database" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.path.relative_to(ROOT).as_posix().startswith(BOTH_DATABASES):
+        metafunc.parametrize("database", DATABASES, indirect=True, scope="session")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the SQLite runs of tests (or parameters) marked `postgresql_only`."""
+    keep, drop = [], []
+    for item in items:
+        params = getattr(item, "callspec", None)
+        on_sqlite = params is not None and params.params.get("database") == "sqlite"
+        (drop if on_sqlite and item.get_closest_marker("postgresql_only") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture(scope="session")
-def app() -> Iterator[Flask]:
+def database(request: pytest.FixtureRequest) -> str:
+    """Which database the test's app runs on: `postgresql` unless parametrized."""
+    return getattr(request, "param", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def app(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     """The app on a freshly migrated test database (migrations run once per session)."""
     problem = unreachable_service(DATABASE_URL, REDIS_URL)
     if problem:
         pytest.exit(problem, returncode=3)
-    recreate_database(DATABASE_URL)
-    flask_app = create_app(test_overrides())
+    if database == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'herald.db'}"
+    else:
+        url = DATABASE_URL
+        recreate_database(url)
+    flask_app = create_app(test_overrides(SQLALCHEMY_DATABASE_URI=url))
     with flask_app.app_context():
         upgrade()
         get_redis().flushdb()
@@ -180,8 +218,12 @@ def committed_db(app: Flask) -> Iterator[None]:
     yield
     with app.app_context():
         db.session.remove()
-        names = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
-        db.session.execute(text(f"TRUNCATE {names} CASCADE"))
+        if db.engine.dialect.name == "sqlite":
+            for table in reversed(db.metadata.sorted_tables):
+                db.session.execute(table.delete())
+        else:
+            names = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+            db.session.execute(text(f"TRUNCATE {names} CASCADE"))
         db.session.commit()
 
 

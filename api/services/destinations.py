@@ -43,9 +43,13 @@ class StatusView:
 
 
 def status_columns() -> tuple[ColumnElement[Any], ColumnElement[Any]]:
-    """Aggregates over a group of deliveries: (destination status, its next attempt time)."""
+    """Aggregates over a group of deliveries: (destination status, its next attempt time).
+
+    "Some delivery of the group has status s" is max(status = s ? 1 : 0) = 1, which both
+    PostgreSQL and SQLite evaluate (PostgreSQL's bool_or is not in SQLite).
+    """
     status = case(
-        *((func.bool_or(Delivery.status == s), int(s)) for s in PRECEDENCE),
+        *((func.max(case((Delivery.status == s, 1), else_=0)) == 1, int(s)) for s in PRECEDENCE),
         else_=int(MessageStatus.CANCELED),
     )
     sending = Delivery.status == MessageStatus.SENDING

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from psycopg.types.json import Jsonb
-from sqlalchemy import Select, and_, bindparam, insert, or_, select
+from sqlalchemy import Select, UniqueConstraint, and_, bindparam, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from api.errors import Conflict, NotFound, Unprocessable
@@ -174,9 +174,28 @@ def _new_application(org_id: str, path_value: str, spec: dict[str, Any] | None) 
 
 
 def _violated(exc: IntegrityError, constraint: str) -> bool:
-    diag = getattr(exc.orig, "diag", None)
-    name = getattr(diag, "constraint_name", None)
-    return name == constraint if name else constraint.split("_", 1)[1] in str(exc.orig)
+    """Whether `exc` broke the named constraint.
+
+    PostgreSQL names the constraint. SQLite names a unique constraint's columns ("UNIQUE
+    constraint failed: message.app_id, message.event_id") and nothing of a foreign key, so
+    there any foreign-key failure counts as each foreign key's.
+    """
+    name = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+    if name:
+        return bool(name == constraint)
+    text = str(exc.orig)
+    if text.startswith("UNIQUE constraint failed: "):
+        return set(text.split(": ", 1)[1].split(", ")) == _unique_columns(constraint)
+    return text.startswith("FOREIGN KEY constraint failed") and constraint.startswith("fk_")
+
+
+def _unique_columns(constraint: str) -> set[str]:
+    """`table.column` names of the named unique constraint, as SQLite reports them."""
+    for table in db.metadata.tables.values():
+        for item in table.constraints:
+            if isinstance(item, UniqueConstraint) and item.name == constraint:
+                return {f"{table.name}.{column.name}" for column in item.columns}
+    return set()
 
 
 def _insert_message(

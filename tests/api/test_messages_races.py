@@ -15,6 +15,8 @@ from api.models import Application, Delivery, Endpoint, Organization
 from api.services import messages
 from tests.conftest import DATABASE_URL
 
+pytestmark = pytest.mark.postgresql_only  # another PostgreSQL connection commits meanwhile
+
 
 def _concurrently(sql: str, *params: object) -> None:
     """What another request commits meanwhile (its own connection)."""

@@ -105,6 +105,7 @@ def test_dispatch_due_respects_in_flight_cap(
     assert {p[1] for p in published} <= ids
 
 
+@pytest.mark.postgresql_only  # FOR UPDATE SKIP LOCKED
 def test_claim_skips_rows_locked_by_another_dispatcher(
     app: Flask, committed_db: None, published: list[tuple[str, ...]]
 ) -> None:
@@ -131,7 +132,10 @@ def _on_one_endpoint(count: int, due: bool = True, leased: bool = False) -> list
     return ids
 
 
-@pytest.mark.parametrize("claim", ["_claim_postgresql", "_claim_generic"])
+@pytest.mark.parametrize(
+    "claim",
+    [pytest.param("_claim_postgresql", marks=pytest.mark.postgresql_only), "_claim_generic"],
+)
 def test_claim_is_fair_per_endpoint(db_session: object, claim: str) -> None:
     busy = _on_one_endpoint(6)
     other = _make(due=True)

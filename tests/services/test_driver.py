@@ -18,6 +18,8 @@ from api.ids import new_id
 from api.services import driver
 from tests.conftest import DATABASE_URL, test_overrides
 
+pytestmark = pytest.mark.postgresql_only  # the driver is psycopg's
+
 INSERT_ORG = "INSERT INTO organization (id, name, created_at) VALUES (%(id)s, %(name)s, now())"
 
 
