@@ -1,0 +1,383 @@
+"""`herald devserver` (what `make run` runs): the whole stack on a laptop, in one terminal.
+
+Migrates (creating the database if missing), keeps a dev token in var/dev-token, then runs
+the Procfile's web, worker and scheduler (and an embedded Redis unless REDIS_URL is set) as
+child processes with their output prefixed. Prints `ready` once the web answers its health
+check and the worker and scheduler have started. Ctrl-C, SIGTERM or SIGHUP stops every
+child (each in its own process group) and exits 0.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+from sqlalchemy.engine import make_url
+
+DEV_ORG = "dev"
+# a line that says the process is up (the web is checked through /api/v1/health instead)
+READY_MARKERS = {
+    "redis": re.compile(r"ready to accept connections", re.IGNORECASE),
+    "worker": re.compile(r"celery@\S+ ready\."),
+    "scheduler": re.compile(r"beat: Starting\.\.\."),
+}
+PROCESSES = ("web", "worker", "scheduler")  # from the Procfile; `release` is run in-process
+BOOT_TIMEOUT = 120.0
+STOP_TIMEOUT = 20.0  # a worker's warm shutdown waits for in-flight deliveries (15 s timeout)
+
+
+class DevserverError(Exception):
+    """Something a newcomer must fix before the stack can start (printed as one line)."""
+
+
+@dataclass
+class Child:
+    """One supervised process: its own session (process group), output read by a thread."""
+
+    name: str
+    command: str
+    process: subprocess.Popen[bytes] | None = None
+    reader: threading.Thread | None = None
+    up: threading.Event = field(default_factory=threading.Event)
+
+
+def read_procfile(path: Path) -> dict[str, str]:
+    """`name: command` lines of a Procfile (comments and blank lines skipped)."""
+    entries: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#") and ":" in line:
+            name, command = line.split(":", 1)
+            entries[name.strip()] = command.strip()
+    return entries
+
+
+def devserver_environ(directory: Path, port: int, environ: dict[str, str]) -> dict[str, str]:
+    """The environment of the devserver and its children: development defaults, the SQLite
+    file and embedded Redis under DIR/var unless DATABASE_URL / REDIS_URL are set."""
+    env = dict(environ)
+    env.setdefault("HERALD_ENV", "development")
+    env["PORT"] = str(port)
+    env.setdefault("WEB_CONCURRENCY", "2")  # a laptop quickstart
+    env.setdefault("DATABASE_URL", f"sqlite:///{directory / 'var' / 'herald.db'}")
+    env.setdefault("REDIS_URL", f"unix://{directory / 'var' / 'redis.sock'}")
+    env["PYTHONUNBUFFERED"] = "1"  # lines as they happen, not when a buffer fills
+    bin_dir = str(Path(sys.executable).parent)  # gunicorn, celery: also without an active venv
+    env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
+    return env
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail with what to do when another process (another `make run`?) holds the port."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise DevserverError(
+                f"port {port} is in use (another `make run`?): stop it or set PORT=<free port>"
+            ) from None
+
+
+def prepare_database(token_file: Path) -> tuple[str, str | None]:
+    """Create the database if missing, migrate; returns the dev token (reused from
+    `token_file` while it still authenticates, else a new one written there) and what was
+    created, if anything."""
+    from flask_migrate import upgrade
+
+    from api import create_app
+    from api.extensions import db
+    from api.provision import DatabaseUnreachable, ensure_database
+    from api.services import tokens
+
+    app = create_app()
+    with app.app_context():
+        try:
+            created = ensure_database(app.config["SQLALCHEMY_DATABASE_URI"])
+        except DatabaseUnreachable as exc:
+            raise DevserverError(f"cannot reach the database: {exc}") from None
+        upgrade()
+        token = token_file.read_text().strip() if token_file.exists() else ""
+        principal = tokens.authenticate(token) if token else None
+        dev_org = tokens.get_or_create_org(DEV_ORG)
+        if principal is None or principal.org_id != dev_org.id:
+            _, token = tokens.create_token(DEV_ORG)
+            token_file.parent.mkdir(parents=True, exist_ok=True)
+            token_file.touch(mode=0o600)
+            token_file.write_text(token + "\n")
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+    return token, created
+
+
+class Supervisor:
+    """Start children in their own process groups, prefix their output, stop them all."""
+
+    def __init__(self, directory: Path, env: dict[str, str], out: TextIO) -> None:
+        self.directory = directory
+        self.env = env
+        self.out = out
+        self.children: list[Child] = []
+        self.lock = threading.Lock()
+        self.width = max(len(n) for n in (*PROCESSES, "redis", "herald"))
+
+    def say(self, name: str, text: str) -> None:
+        """One prefixed line, whole (reader threads write concurrently)."""
+        self.write(f"{datetime.now():%H:%M:%S} {name:<{self.width}} | {text}\n")
+
+    def write(self, text: str) -> None:
+        """Write whole lines; a closed stdout (`make run | head`) must not stop the stopping."""
+        with self.lock:
+            try:
+                self.out.write(text)
+                self.out.flush()
+            except (OSError, ValueError):
+                pass
+
+    def start(self, name: str, command: str) -> Child:
+        """Run `command` through the shell, exec'd so the signals reach the program itself."""
+        child = Child(name, command)
+        child.process = subprocess.Popen(
+            f"exec {command}",
+            shell=True,
+            cwd=self.directory,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches us only; we stop the children in order
+        )
+        child.reader = threading.Thread(target=self._pump, args=(child,), daemon=True)
+        child.reader.start()
+        self.children.append(child)
+        self.say("herald", f"{name} started (pid {child.process.pid}): {command}")
+        return child
+
+    def _pump(self, child: Child) -> None:
+        assert child.process is not None and child.process.stdout is not None
+        marker = READY_MARKERS.get(child.name)
+        for raw in child.process.stdout:
+            line = raw.decode("utf-8", errors="replace").rstrip()
+            self.say(child.name, line)
+            if marker is not None and marker.search(line):
+                child.up.set()
+
+    def exited(self) -> Child | None:
+        """A child that exited on its own, if any."""
+        for child in self.children:
+            if child.process is not None and child.process.poll() is not None:
+                return child
+        return None
+
+    def stop(self) -> None:
+        """SIGTERM to web, worker and scheduler together, then to Redis (the worker acks its
+        tasks on the way out); SIGKILL for whatever is left after STOP_TIMEOUT."""
+        services = [c for c in self.children if c.name != "redis"]
+        brokers = [c for c in self.children if c.name == "redis"]
+        for group, timeout in ((services, STOP_TIMEOUT), (brokers, 5.0)):
+            for child in group:
+                self._signal(child, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            for child in group:
+                if not self._wait_group(child, deadline):
+                    self.say("herald", f"{child.name} did not stop in {timeout:.0f} s: SIGKILL")
+                    self._signal(child, signal.SIGKILL)
+                    self._wait_group(child, time.monotonic() + 5.0)
+        for child in self.children:
+            if child.reader is not None:
+                child.reader.join(timeout=2.0)
+
+    def _signal(self, child: Child, signum: int) -> None:
+        assert child.process is not None
+        try:
+            os.killpg(child.process.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def _wait_group(self, child: Child, deadline: float) -> bool:
+        """Reap the child and wait until no process of its group is left (gunicorn workers)."""
+        assert child.process is not None
+        while time.monotonic() < deadline:
+            child.process.poll()
+            try:
+                os.killpg(child.process.pid, 0)
+            except ProcessLookupError:
+                child.process.wait()
+                return True
+            time.sleep(0.1)
+        return False
+
+
+class StopRequest:
+    """Set by SIGINT/SIGTERM/SIGHUP, or when the `make` that started us is interrupted."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self.parent = os.getppid()
+        self._parent_hits = 0
+
+    def install(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self.reason = self.reason or signal.Signals(signum).name
+
+    def requested(self) -> bool:
+        """Whether to stop now; also polls the parent process (see parent_interrupted)."""
+        if self.reason is None and os.getppid() != self.parent:
+            self.reason = "parent process exited"
+        if self.reason is None and parent_interrupted(self.parent):
+            self._parent_hits += 1
+            if self._parent_hits >= 2:  # two polls apart: not a transient signal mask
+                self.reason = "make was interrupted"
+        else:
+            self._parent_hits = 0
+        return self.reason is not None
+
+
+def parent_interrupted(ppid: int) -> bool:
+    """True when our parent is GNU make sitting in its SIGINT handler.
+
+    make forwards SIGTERM to its recipe but not SIGINT: after `kill -INT <make>` it waits for
+    the recipe inside its handler, with SIGINT blocked, forever. That blocked SIGINT is the
+    only trace of it, so it is read from /proc (Linux; elsewhere this returns False).
+    """
+    try:
+        comm = Path(f"/proc/{ppid}/comm").read_text().strip()
+        if comm not in ("make", "gmake"):
+            return False
+        status = Path(f"/proc/{ppid}/status").read_text()
+    except OSError:
+        return False
+    for line in status.splitlines():
+        if line.startswith("SigBlk:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+    return False
+
+
+def health_ok(url: str) -> bool:
+    """Whether GET url answers 204 (database and Redis reachable)."""
+    try:
+        with urllib.request.urlopen(url, timeout=1.0) as response:
+            return bool(response.status == 204)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def banner(port: int, token: str, env: dict[str, str], embedded: bool, token_file: Path) -> str:
+    """What a newcomer needs once everything is up."""
+    base = f"http://127.0.0.1:{port}/api/v1"
+    database = make_url(env["DATABASE_URL"]).render_as_string(hide_password=True)
+    redis = env["REDIS_URL"]
+    try:
+        shown_file = token_file.relative_to(Path.cwd())
+    except ValueError:
+        shown_file = token_file
+    return "\n".join(
+        [
+            "",
+            f"  URL:    {base}   (health: {base}/health)",
+            f"  Token:  {token}",
+            f"  DB:     {database}",
+            f"  Redis:  {redis}" + ("   (embedded)" if embedded else ""),
+            "  In another shell:",
+            f"    TOKEN=$(cat {shown_file})",
+            f'    curl -H "Authorization: Bearer $TOKEN" {base}/app',
+            "  Ctrl-C stops everything.",
+            "",
+        ]
+    )
+
+
+def run_devserver(directory: Path, port: int, out: TextIO = sys.stdout) -> int:
+    """Boot the stack, print `ready`, supervise until told to stop; 0 when stopped on request,
+    1 when a process died or the stack did not come up."""
+    started = time.monotonic()
+    stop = StopRequest()
+    stop.install()
+    host = os.environ.get("HERALD_BIND", "127.0.0.1")
+    check_port_free(host, port)
+    embedded = not os.environ.get("REDIS_URL")
+    env = devserver_environ(directory, port, dict(os.environ))
+    os.environ.update(env)  # the in-process migration and token see what the children see
+    procfile = read_procfile(directory / "Procfile")
+    missing = [name for name in PROCESSES if name not in procfile]
+    if missing:
+        raise DevserverError(f"{directory / 'Procfile'} has no {', '.join(missing)} line")
+    token_file = directory / "var" / "dev-token"
+    (directory / "var" / "run").mkdir(parents=True, exist_ok=True)
+    supervisor = Supervisor(directory, env, out)
+    try:
+        if embedded:
+            redis = supervisor.start("redis", f"{sys.executable} -m api.embedded_redis var")
+        token, created = prepare_database(token_file)
+        if created:
+            supervisor.say("herald", f"created {created}")
+        if embedded and not _wait(lambda: redis.up.is_set(), supervisor, stop, 15.0):
+            return _give_up(supervisor, stop, "the embedded Redis did not start")
+        for name in PROCESSES:
+            supervisor.start(name, procfile[name])
+        health = f"http://127.0.0.1:{port}/api/v1/health"
+
+        def all_up() -> bool:
+            processes = [c for c in supervisor.children if c.name in READY_MARKERS]
+            return all(c.up.is_set() for c in processes) and health_ok(health)
+
+        if not _wait(all_up, supervisor, stop, BOOT_TIMEOUT):
+            return _give_up(supervisor, stop, f"not ready after {BOOT_TIMEOUT:.0f} s")
+        supervisor.write(banner(port, token, env, embedded, token_file) + "\n")
+        elapsed = time.monotonic() - started
+        supervisor.say("herald", f"ready in {elapsed:.1f} s: web (health 204), worker, scheduler")
+        while not stop.requested():
+            crashed = supervisor.exited()
+            if crashed is not None:
+                return _give_up(supervisor, stop, f"{crashed.name} exited")
+            time.sleep(0.25)
+        supervisor.say("herald", f"{stop.reason}: stopping")
+        return 0
+    finally:
+        supervisor.stop()
+        supervisor.say("herald", "stopped")
+
+
+def _wait(
+    condition: Callable[[], bool], supervisor: Supervisor, stop: StopRequest, timeout: float
+) -> bool:
+    """Poll `condition` until true; False on timeout, a stop request or a child exiting."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if stop.requested() or supervisor.exited() is not None:
+            return False
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _give_up(supervisor: Supervisor, stop: StopRequest, why: str) -> int:
+    """Say why the stack is going down: 0 when asked to stop, else 1."""
+    if stop.requested():
+        supervisor.say("herald", f"{stop.reason}: stopping")
+        return 0
+    crashed = supervisor.exited()
+    if crashed is not None and crashed.process is not None:
+        why = f"{crashed.name} exited (rc {crashed.process.returncode})"
+    supervisor.say("herald", f"{why}: stopping everything")
+    return 1
