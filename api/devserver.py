@@ -74,6 +74,7 @@ def devserver_environ(directory: Path, port: int, environ: dict[str, str]) -> di
     env.setdefault("WEB_CONCURRENCY", "2")  # a laptop quickstart
     env.setdefault("DATABASE_URL", f"sqlite:///{directory / 'var' / 'herald.db'}")
     env.setdefault("REDIS_URL", f"unix://{directory / 'var' / 'redis.sock'}")
+    env.setdefault("HERALD_RUN_DIR", str(directory / "var" / "run"))  # gunicorn's pidfile
     env["PYTHONUNBUFFERED"] = "1"  # lines as they happen, not when a buffer fills
     bin_dir = str(Path(sys.executable).parent)  # gunicorn, celery: also without an active venv
     env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])

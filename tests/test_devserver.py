@@ -1,0 +1,229 @@
+"""`herald devserver` (make run): the real stack booted under make, used, then stopped.
+
+The slow tests run the quickstart itself (SQLite + embedded Redis) in a project directory of
+their own (copies of the Procfile and gunicorn.conf.py), so they share nothing with a
+`make run` in the checkout.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+from api.config import ROOT
+from api.devserver import (
+    DevserverError,
+    check_port_free,
+    devserver_environ,
+    prepare_database,
+    read_procfile,
+)
+
+HERALD = Path(sys.executable).parent / "herald"
+# make must see SIGINT with its default disposition (a background job of a script ignores it)
+MAKE_WITH_DEFAULT_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execvp('make', ['make', '--no-print-directory', '-f', sys.argv[1], 'run'])"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Run:
+    """A `make run` in its own session, its output collected by a thread."""
+
+    process: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        regex = re.compile(pattern)
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if match := regex.search(line):
+                    return match
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"no {pattern!r} in:\n" + "\n".join(self.lines[-60:]))
+
+    def group_ids(self) -> set[int]:
+        """The process groups the devserver started (each child is a session leader)."""
+        return {int(m) for m in re.findall(r"\| \w+ started \(pid (\d+)\)", "\n".join(self.lines))}
+
+
+@pytest.fixture
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project directory with the checkout's Procfile, gunicorn.conf.py named by its path
+    in the checkout (it finds api/config.py beside itself). A short path: the embedded Redis
+    socket lives in it."""
+    directory = tmp_path_factory.mktemp("dev")
+    procfile = (ROOT / "Procfile").read_text()
+    conf = ROOT / "gunicorn.conf.py"
+    assert " -c gunicorn.conf.py" in procfile
+    (directory / "Procfile").write_text(procfile.replace(" -c gunicorn.conf.py", f" -c {conf}"))
+    return directory
+
+
+@pytest.fixture
+def make_run(project: Path) -> Iterator[tuple[Run, int]]:
+    """`make run` of a Makefile whose run target is `herald devserver` on `project`."""
+    port = free_port()
+    makefile = project / "Makefile"
+    makefile.write_text(f"run:\n\t{HERALD} devserver --project-dir {project} --port {port}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HERALD_", "TEST_"))}
+    for name in ("DATABASE_URL", "REDIS_URL", "PORT", "MAKEFLAGS"):
+        env.pop(name, None)
+    process = subprocess.Popen(
+        [sys.executable, "-c", MAKE_WITH_DEFAULT_SIGINT, str(makefile)],
+        cwd=project,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, like a terminal's foreground job
+    )
+    run = Run(process)
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            run.lines.append(line.rstrip("\n"))
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        yield run, port
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+        for pgid in run.group_ids():
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def processes_in_groups(groups: set[int]) -> list[str]:
+    """Live (non-zombie) processes whose process group is one of `groups`, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        state, _ppid, pgrp = text.rsplit(")", 1)[1].split()[:3]
+        if int(pgrp) in groups and state != "Z":
+            found.append(text.split(")", 1)[0] + ")")
+    return found
+
+
+def assert_stopped_cleanly(run: Run, *, make_signal: int | None) -> None:
+    """make ended (by `make_signal`, as make re-raises it, or 0) with no error line and no
+    process of the stack left."""
+    code = run.process.wait(timeout=45)
+    output = "\n".join(run.lines)
+    assert code == (-make_signal if make_signal else 0), output[-3000:]
+    assert "make: ***" not in output, output[-3000:]
+    assert run.lines[-1].endswith("| stopped"), output[-3000:]
+    groups = run.group_ids()
+    assert len(groups) == 4  # redis, web, worker, scheduler
+    assert processes_in_groups(groups) == []
+
+
+@pytest.mark.slow
+def test_make_run_boots_serves_and_stops_on_ctrl_c(
+    make_run: tuple[Run, int], project: Path
+) -> None:
+    run, port = make_run
+    started = time.monotonic()
+    ready = run.wait_for(r"\| ready in [\d.]+ s: web \(health 204\), worker, scheduler", 120)
+    boot = time.monotonic() - started
+    token = run.wait_for(r"^  Token:  (hrld_\S+)$", 1).group(1)
+    assert (project / "var" / "dev-token").read_text().strip() == token
+    assert (project / "var" / "herald.db").is_file()  # the quickstart's SQLite file
+    assert any(re.search(r"redis .*ready to accept connections", x, re.I) for x in run.lines)
+    base = f"http://127.0.0.1:{port}/api/v1"
+    assert requests.get(f"{base}/health", timeout=5).status_code == 204
+    listed = requests.get(f"{base}/app", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    assert listed.status_code == 200, listed.text
+    at_ready = run.lines.index(next(x for x in run.lines if ready.group(0) in x))
+    time.sleep(5)  # two dispatcher passes (HERALD_DISPATCH_INTERVAL 2 s) and more
+    idle = [x for x in run.lines[at_ready + 1 :] if "GET /api/v1/" not in x]
+    assert idle == [], idle  # no "Sending due task" / "dispatch_due received/succeeded"
+    os.killpg(run.process.pid, signal.SIGINT)  # Ctrl-C: the whole foreground group
+    assert_stopped_cleanly(run, make_signal=signal.SIGINT)
+    assert "SIGINT: stopping" in "\n".join(run.lines)
+    print(f"make run → ready in {boot:.1f} s")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
+def test_make_run_stops_when_make_alone_is_signalled(
+    make_run: tuple[Run, int], signum: int
+) -> None:
+    run, _ = make_run
+    run.wait_for(r"\| ready in ", 120)
+    os.kill(run.process.pid, signum)  # make only: it forwards TERM, but never INT
+    assert_stopped_cleanly(run, make_signal=signum)
+    reason = "make was interrupted" if signum == signal.SIGINT else "SIGTERM"
+    assert f"| {reason}: stopping" in "\n".join(run.lines)
+
+
+def test_read_procfile_has_the_processes_devserver_runs() -> None:
+    entries = read_procfile(ROOT / "Procfile")
+    assert {"release", "web", "worker", "scheduler"} <= set(entries)
+    assert entries["web"] == "gunicorn -c gunicorn.conf.py"
+
+
+def test_devserver_environ_defaults_to_sqlite_and_embedded_redis(tmp_path: Path) -> None:
+    env = devserver_environ(tmp_path, 18099, {"PATH": "/usr/bin"})
+    assert env["DATABASE_URL"] == f"sqlite:///{tmp_path}/var/herald.db"
+    assert env["REDIS_URL"] == f"unix://{tmp_path}/var/redis.sock"
+    assert env["HERALD_RUN_DIR"] == f"{tmp_path}/var/run"
+    assert (env["HERALD_ENV"], env["PORT"], env["WEB_CONCURRENCY"]) == ("development", "18099", "2")
+    assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
+    given = {"DATABASE_URL": "postgresql://db/x", "REDIS_URL": "redis://r", "HERALD_ENV": "x"}
+    assert devserver_environ(tmp_path, 1, given).items() >= given.items()
+
+
+def test_check_port_free_names_the_fix() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(DevserverError, match=r"port \d+ is in use .* set PORT="):
+            check_port_free("127.0.0.1", busy.getsockname()[1])
+
+
+def test_prepare_database_keeps_a_working_dev_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HERALD_ENV", "development")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'var' / 'herald.db'}")
+    token_file = tmp_path / "var" / "dev-token"
+    first, created = prepare_database(token_file)
+    assert created == f"directory {tmp_path / 'var'}"
+    assert token_file.read_text() == first + "\n" and token_file.stat().st_mode & 0o777 == 0o600
+    again, _ = prepare_database(token_file)
+    assert again == first  # a TOKEN=$(cat var/dev-token) in another shell keeps working
+    token_file.write_text("hrld_not-a-token\n")
+    replaced, _ = prepare_database(token_file)
+    assert replaced not in (first, "hrld_not-a-token") and replaced.startswith("hrld_")
