@@ -1,12 +1,18 @@
 """Helpers for end-to-end tests that run the REAL gunicorn (USR2 hand-off, tests/e2e).
 
-- `ensure_database()`: the tests' own PostgreSQL database (`herald_usr2`), created if missing and
-  migrated with `flask --app api db upgrade`, as the Procfile's release phase does.
+- `ensure_database()`: the tests' own PostgreSQL database, created if missing and migrated with
+  `flask --app api db upgrade`, as the Procfile's release phase does. Its name and the Redis db
+  derive from the suite's TEST_DATABASE_URL / TEST_REDIS_URL (tests/conftest.py), so parallel
+  runs on their own test database and Redis db never share them: `<test db>_usr2` on the same
+  server, Redis db number + 8 (mod 16). HERALD_USR2_DB, HERALD_USR2_PG_ADMIN and
+  HERALD_USR2_REDIS_URL override them.
 - `GunicornServer`: `.venv/bin/gunicorn -c gunicorn.conf.py [APP]` from the repo root (the console
   script, as the Procfile runs it: `python -m gunicorn` breaks USR2 re-exec), on a free loopback
   port, with its pidfile in a private HERALD_RUN_DIR. `stop()` sends TERM to every master it saw,
   by pid, after checking the pid still is one of our gunicorn processes, then KILLs leftovers.
 - `LoadGenerator`: a few threads issuing GET requests, a new connection per request.
+- Deadlines are sized for a slow, loaded 2-core machine (every wait polls and returns as soon
+  as its condition holds): BOOT_TIMEOUT, DEPLOY_TIMEOUT, REQUEST_TIMEOUT.
 - Process inspection through /proc and `ps` (Linux).
 """
 
@@ -22,10 +28,15 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import requests
 from psycopg import sql
+from sqlalchemy.engine import make_url
+
+from tests.conftest import DATABASE_URL as SUITE_DATABASE_URL
+from tests.conftest import REDIS_URL as SUITE_REDIS_URL
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -33,10 +44,32 @@ GUNICORN = VENV_BIN / "gunicorn"
 FLASK = VENV_BIN / "flask"
 DEPLOY_USR2 = ROOT / "bin" / "deploy-usr2"
 
-PG_ADMIN = os.environ.get("HERALD_USR2_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
-DB_NAME = os.environ.get("HERALD_USR2_DB", "herald_usr2")
+REDIS_DB_OFFSET = 8
+
+# Deadlines for a slow, loaded 2-core machine (waits return as soon as their condition holds).
+BOOT_TIMEOUT = 120.0  # a gunicorn generation importing the app; a process exiting
+DEPLOY_TIMEOUT = 120  # bin/deploy-usr2's TIMEOUT_S for hand-offs that must complete
+REQUEST_TIMEOUT = 30.0  # one HTTP request to gunicorn (a timeout counts as a failed request)
+
+
+def _suite_server_url(database: str) -> str:
+    """The suite's PostgreSQL server (TEST_DATABASE_URL) with another database, libpq form."""
+    url = make_url(SUITE_DATABASE_URL).set(drivername="postgresql", database=database)
+    return url.render_as_string(hide_password=False)
+
+
+def _offset_redis_url(url: str, offset: int = REDIS_DB_OFFSET) -> str:
+    """The same Redis server, db number + offset (mod 16, Redis's default `databases`)."""
+    parts = urlsplit(url)
+    db_text = parts.path.lstrip("/") or "0"
+    db_number = (int(db_text) + offset) % 16 if db_text.isdigit() else offset
+    return urlunsplit(parts._replace(path=f"/{db_number}"))
+
+
+PG_ADMIN = os.environ.get("HERALD_USR2_PG_ADMIN") or _suite_server_url("postgres")
+DB_NAME = os.environ.get("HERALD_USR2_DB") or f"{make_url(SUITE_DATABASE_URL).database}_usr2"
 DATABASE_URL = PG_ADMIN.rsplit("/", 1)[0] + "/" + DB_NAME
-REDIS_URL = os.environ.get("HERALD_USR2_REDIS_URL", "redis://127.0.0.1:6379/3")
+REDIS_URL = os.environ.get("HERALD_USR2_REDIS_URL") or _offset_redis_url(SUITE_REDIS_URL)
 
 TEST_APP = "tests.e2e.usr2_app:app"  # wraps api.create_app(); see tests/e2e/usr2_app.py
 RELEASE_FILE = "usr2-release"
@@ -48,7 +81,7 @@ SLOW_FILE = "usr2-slow-boot"
 
 
 def ensure_database() -> str:
-    """Create `herald_usr2` if missing and migrate it; returns its DATABASE_URL."""
+    """Create the harness database (DB_NAME) if missing and migrate it; returns its URL."""
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone()
         if not exists:
@@ -68,7 +101,7 @@ def ensure_database() -> str:
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
     )
     if done.returncode != 0:
         raise RuntimeError(f"migrations failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
@@ -225,6 +258,7 @@ class GunicornServer:
         self.listener_inode: int | None = None
         self.masters: list[int] = []  # every master pid seen (for cleanup)
         self._reaper: threading.Thread | None = None
+        self.boot_seconds: float | None = None  # start(): exec to every worker answering
 
     # files the test wrapper app reads at import
     def set_release(self, name: str) -> None:
@@ -244,8 +278,13 @@ class GunicornServer:
         else:
             marker.unlink(missing_ok=True)
 
-    def start(self, timeout: float = 30.0) -> int:
-        """Start the master, wait until all workers answer; returns the master pid."""
+    def start(self, timeout: float = BOOT_TIMEOUT) -> int:
+        """Start the master, wait until all workers answer; returns the master pid.
+
+        `boot_seconds` is how long that took: what a USR2 generation needs too (exec, config,
+        fork, every worker importing the app), measured on this machine under its load now.
+        """
+        started = time.monotonic()
         argv = [str(GUNICORN), "-c", "gunicorn.conf.py"] + ([self.app] if self.app else [])
         log = open(self.log_path, "ab")  # the child keeps its own copy of the fd
         try:
@@ -279,9 +318,15 @@ class GunicornServer:
             raise RuntimeError(f"gunicorn did not come up:\n{self.log_tail()}")
         if self.app == TEST_APP:  # a worker has imported the app once it answered: wait for all
             seen: set[int] = set()
-            deadline = time.monotonic() + timeout
+            deadline = started + timeout
             while len(seen) < self.workers and time.monotonic() < deadline:
                 seen |= self._probe_pids(4)
+            if len(seen) < self.workers:
+                raise RuntimeError(
+                    f"only workers {sorted(seen)} answered in {timeout:.0f} s:\n{self.log_tail()}"
+                )
+        self.boot_seconds = time.monotonic() - started
+        print(f"[gunicorn] {self.workers} workers up in {self.boot_seconds:.1f} s")
         return proc.pid
 
     @property
@@ -294,7 +339,9 @@ class GunicornServer:
         found = set()
         for _ in range(n):
             r = requests.get(
-                self.base_url + "/api/v1/health/ping", timeout=5, headers={"Connection": "close"}
+                self.base_url + "/api/v1/health/ping",
+                timeout=REQUEST_TIMEOUT,
+                headers={"Connection": "close"},
             )
             if "X-Herald-Worker-Pid" in r.headers:
                 found.add(int(r.headers["X-Herald-Worker-Pid"]))
@@ -302,7 +349,8 @@ class GunicornServer:
 
     def ping(self) -> bool:
         try:
-            return requests.get(self.base_url + "/api/v1/health/ping", timeout=2).status_code == 204
+            r = requests.get(self.base_url + "/api/v1/health/ping", timeout=5)
+            return r.status_code == 204
         except requests.RequestException:
             return False
 
@@ -335,19 +383,26 @@ class GunicornServer:
         if pid and pid not in self.masters:
             self.masters.append(pid)
 
-    def deploy(self, timeout_s: int = 25) -> subprocess.CompletedProcess[str]:
+    def deploy(self, timeout_s: int = DEPLOY_TIMEOUT) -> subprocess.CompletedProcess[str]:
         """Run bin/deploy-usr2 against our pidfile (blocking)."""
+        t0 = time.monotonic()
         done = subprocess.run(
             [str(DEPLOY_USR2), str(self.pidfile), str(timeout_s)],
             cwd=ROOT,
             capture_output=True,
             text=True,
-            timeout=timeout_s + 30,
+            timeout=timeout_s + 120,  # the script's own waits after its timeout (stopping)
         )
+        last = (done.stdout + done.stderr).strip().splitlines()[-1:] or [""]
+        print(f"[deploy] exit {done.returncode} after {time.monotonic() - t0:.1f} s: {last[0]}")
         for pid in re.findall(r"\b(?:new|old)(?: master)?[= ](\d+)", done.stdout + done.stderr):
             self.track(int(pid))
         self.track(self.master_pid())
         return done
+
+    def deploy_async(self, timeout_s: int = DEPLOY_TIMEOUT) -> Deploy:
+        """Start bin/deploy-usr2 against our pidfile; its output is collected as it comes."""
+        return Deploy(self, timeout_s)
 
     def _ours(self, pid: int) -> bool:
         """Still one of our gunicorn processes (guards against pid reuse before signalling): it
@@ -358,7 +413,7 @@ class GunicornServer:
             return True
         return self.proc is not None and pid == self.proc.pid and self.proc.poll() is None
 
-    def stop(self, timeout: float = 15.0) -> None:
+    def stop(self, timeout: float = 60.0) -> None:
         """TERM every master we know of (by pid), wait, then KILL whatever is left."""
         self.track(self.master_pid())
         self.track(self.new_master_file_pid())
@@ -384,10 +439,10 @@ class GunicornServer:
                         os.kill(pid, signal.SIGKILL)
                     except ProcessLookupError:
                         pass
-            wait_for(lambda: not any(is_alive(p) for p in procs), 5.0, interval=0.1)
+            wait_for(lambda: not any(is_alive(p) for p in procs), 30.0, interval=0.1)
         if self.proc is not None:
             try:
-                self.proc.wait(timeout=5)
+                self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 pass
 
@@ -399,6 +454,99 @@ class GunicornServer:
         # the access log is noisy: keep gunicorn's own lines, then the last ones
         own = [ln for ln in text.splitlines() if not re.search(r'"GET /api/v1/health', ln)]
         return "\n".join(own[-lines:])
+
+
+class Deploy:
+    """bin/deploy-usr2 running in the background (`GunicornServer.deploy_async`)."""
+
+    def __init__(self, server: GunicornServer, timeout_s: int) -> None:
+        self.server, self.timeout_s = server, timeout_s
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [str(DEPLOY_USR2), str(server.pidfile), str(timeout_s)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self.handed_off = False  # for the caller's bookkeeping
+        self._readers = [
+            threading.Thread(target=self._read, args=(stream,), daemon=True)
+            for stream in (self.proc.stdout, self.proc.stderr)
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, stream: object) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            self.lines.append(line.rstrip("\n"))
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def new_master(self) -> int | None:
+        m = re.search(r"new master (\d+) is starting", self.output())
+        return int(m[1]) if m else None
+
+    def wait(self) -> int:
+        rc = self.proc.wait(self.timeout_s + 120)
+        for reader in self._readers:
+            reader.join(10)
+        for pid in re.findall(r"\b(?:new|old)(?: master)?[= ](\d+)", self.output()):
+            self.server.track(int(pid))
+        self.server.track(self.server.master_pid())
+        last = self.lines[-1] if self.lines else ""
+        print(f"[deploy] exit {rc} after {time.monotonic() - self.started:.1f} s: {last}")
+        return rc
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+class Hold:
+    """A request held in a gunicorn worker until `release()` (tests/e2e/usr2_app.py's
+    `/__e2e/hold/<name>`): a long request in flight, with no guess of how long is long enough.
+    Mind gunicorn's `timeout` and `graceful_timeout` (30 s): a worker held longer is killed."""
+
+    def __init__(self, server: GunicornServer, name: str) -> None:
+        self.server, self.name = server, name
+        self.entered = server.run_dir / f"usr2-hold-{name}.in"
+        self.go = server.run_dir / f"usr2-hold-{name}.go"
+        self.response: requests.Response | None = None
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._get, daemon=True)
+
+    def _get(self) -> None:
+        try:
+            self.response = requests.get(
+                f"{self.server.base_url}/__e2e/hold/{self.name}", timeout=600
+            )
+        except requests.RequestException as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def start(self, timeout: float = BOOT_TIMEOUT) -> Hold:
+        """Send the request; return once a worker is holding it."""
+        self._thread.start()
+        if not wait_for(lambda: self.entered.exists() or not self._thread.is_alive(), timeout):
+            raise AssertionError(f"hold {self.name}: no worker took the request in {timeout} s")
+        if not self.entered.exists():
+            raise AssertionError(f"hold {self.name}: {self.error or self.response}")
+        return self
+
+    @property
+    def worker(self) -> int:
+        return int(self.entered.read_text())
+
+    def release(self, timeout: float = BOOT_TIMEOUT) -> requests.Response:
+        """Let the request finish; returns its response (raises if it failed)."""
+        self.go.write_text("go\n")
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), f"hold {self.name}: no answer {timeout} s after release"
+        assert self.response is not None, f"hold {self.name} failed: {self.error}"
+        return self.response
 
 
 # --- load --------------------------------------------------------------------------------------
@@ -427,7 +575,7 @@ class LoadGenerator:
     paths: Sequence[str] = ("/api/v1/health", "/api/v1/health/ping")
     threads: int = 8
     pause: float = 0.05  # per thread between requests: keeps the load modest on 2 shared cores
-    timeout: float = 10.0
+    timeout: float = REQUEST_TIMEOUT
     max_requests: int = 20000
     results: list[Result] = field(default_factory=list)
 
@@ -471,6 +619,21 @@ class LoadGenerator:
                 self.results.append(res)
             if self.pause:
                 self._stop.wait(self.pause)
+
+    def count(self, since: float | None = None) -> int:
+        """Requests finished so far (that started after monotonic time `since`)."""
+        with self._lock:
+            return sum(1 for r in self.results if since is None or r.start > since)
+
+    def wait_count(self, n: int, since: float | None = None, timeout: float = BOOT_TIMEOUT) -> None:
+        """Keep the load on until `n` requests (started after `since`) finished (bounded)."""
+        start = time.monotonic()
+        if not wait_for(lambda: self.count(since) >= n, timeout, interval=0.05):
+            raise AssertionError(
+                f"only {self.count(since)} requests in {timeout:.0f} s, wanted {n}: "
+                f"{summary(self.results)}"
+            )
+        print(f"[load] {n} requests in {time.monotonic() - start:.1f} s")
 
     def stop(self) -> list[Result]:
         self._stop.set()

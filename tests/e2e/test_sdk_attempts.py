@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -29,20 +27,7 @@ from svix.models import (
 
 from api.extensions import db
 from api.models import BackgroundTask
-from tests.support import Receiver
-
-T = TypeVar("T")
-
-
-def eventually(check: Callable[[], T | None], timeout: float = 20.0) -> T:
-    """Poll `check` until it returns something truthy (bounded)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
+from tests.support import Receiver, eventually
 
 
 def setup_app(sdk: Svix, receiver: Receiver) -> tuple[str, str]:

@@ -5,15 +5,20 @@ test-only entry point tests/e2e/usr2_app.py, which wraps `api.create_app()` and 
 release (a file read at import) and the worker pid in response headers, or fails to import
 when a marker file exists (a broken release). Requests: 8 threads, a new connection each.
 
+Waits are event-driven (a pidfile, a process, a request count) with deadlines sized for a slow,
+loaded 2-core machine (gunicorn_harness.BOOT_TIMEOUT, DEPLOY_TIMEOUT); the checks are not looser:
+0 failed requests, the exact processes and releases.
+
 Run: .venv/bin/pytest -q tests/e2e/test_usr2_reload.py   (PostgreSQL and Redis on 127.0.0.1)
 """
 
 from __future__ import annotations
 
+import math
+import os
 import re
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +27,12 @@ import pytest
 import requests
 
 from tests.e2e.gunicorn_harness import (
+    BOOT_TIMEOUT,
     DEPLOY_USR2,
+    REQUEST_TIMEOUT,
+    Deploy,
     GunicornServer,
+    Hold,
     LoadGenerator,
     children,
     ensure_database,
@@ -59,7 +68,9 @@ def probe(server: GunicornServer, n: int = 12) -> list[tuple[str | None, int]]:
     """Sequential requests, a new connection each: [(release, worker pid)]."""
     seen = []
     for _ in range(n):
-        r = requests.get(server.base_url + PING, timeout=5, headers={"Connection": "close"})
+        r = requests.get(
+            server.base_url + PING, timeout=REQUEST_TIMEOUT, headers={"Connection": "close"}
+        )
         assert r.status_code == 204, r.text
         seen.append((r.headers.get("X-Herald-Release"), int(r.headers["X-Herald-Worker-Pid"])))
     return seen
@@ -76,12 +87,12 @@ def test_usr2_hand_off_under_load_serves_the_new_release_without_errors(
 
     load = LoadGenerator(server.base_url).start()
     try:
-        time.sleep(2.5)
+        load.wait_count(200)  # v1 traffic before the hand-off
         server.set_release("v2")  # "the code on disk changed"
         usr2_at = time.monotonic()
-        deploy = server.deploy(timeout_s=25)
+        deploy = server.deploy()
         done_at = time.monotonic()
-        time.sleep(2.0)  # keep the load on after the hand-off
+        load.wait_count(150, since=done_at)  # keep the load on after the hand-off
     finally:
         results = load.stop()
     print(summary(results), f"| deploy: {deploy.stdout.strip()!r} {deploy.stderr.strip()!r}")
@@ -98,7 +109,7 @@ def test_usr2_hand_off_under_load_serves_the_new_release_without_errors(
     assert len(results) >= 200, summary(results)
 
     # old master gone; exactly one new master, promoted: it owns the pidfile and the title
-    assert wait_for(lambda: server.process.poll() is not None, 5), "old master did not exit"
+    assert wait_for(lambda: server.process.poll() is not None, BOOT_TIMEOUT), "old master lives"
     assert server.process.returncode == 0
     assert not is_alive(old)
     assert not any(is_alive(p) for p in old_workers)
@@ -131,10 +142,10 @@ def test_broken_release_is_contained_old_master_keeps_serving(server: GunicornSe
 
     load = LoadGenerator(server.base_url).start()
     try:
-        time.sleep(2.0)
+        load.wait_count(150)
         server.set_broken(True)  # the new release cannot import the app
-        deploy = server.deploy(timeout_s=25)
-        time.sleep(2.0)
+        deploy = server.deploy()
+        load.wait_count(100, since=time.monotonic())
     finally:
         results = load.stop()
     print(summary(results), f"| deploy: {deploy.stdout.strip()!r} {deploy.stderr.strip()!r}")
@@ -185,17 +196,17 @@ def test_stale_pidfile_2_from_a_failed_usr2_does_not_block_the_next_deploy(
         failed.extend([pid] if pid else server.usr2_children(old, old_workers))
         return bool(failed)
 
-    assert wait_for(new_master_seen, 10, interval=0.02), "no new master seen after USR2"
+    assert wait_for(new_master_seen, 30, interval=0.02), "no new master seen after USR2"
     server.track(failed[0])
-    assert wait_for(lambda: not is_alive(failed[0]), 20), "broken generation did not exit"
-    assert wait_for(lambda: server.usr2_children(old, old_workers) == [], 5)
+    assert wait_for(lambda: not is_alive(failed[0]), BOOT_TIMEOUT), "broken generation lives"
+    assert wait_for(lambda: server.usr2_children(old, old_workers) == [], 30)
     if not stale_file.exists():  # gunicorn removed it this time: leave what a crash leaves
         stale_file.write_text(f"{failed[0]}\n")
     assert is_alive(old) and server.master_pid() == old
 
     server.set_broken(False)
     server.set_release("v2")
-    deploy = server.deploy(timeout_s=25)
+    deploy = server.deploy()
     print(f"deploy: {deploy.stdout.strip()!r} {deploy.stderr.strip()!r}")
     assert deploy.returncode == 0, deploy.stdout + deploy.stderr
     assert "removing stale" in deploy.stdout
@@ -212,24 +223,27 @@ def test_deploy_timeout_stops_a_stuck_new_generation_and_keeps_the_old_master(
 ) -> None:
     """The new workers are still importing when TIMEOUT_S runs out: the script stops the new
     master, and the workers that finish importing afterwards must not hand off (they would
-    stop the old master too: that was an outage before post_worker_init checked worker.alive)."""
+    stop the old master too: that was an outage before post_worker_init checked worker.alive).
+    The import sleeps SLOW_BOOT s > TIMEOUT_S: the new generation cannot finish in time, however
+    fast the machine; TIMEOUT_S leaves the script time to see the new master on a loaded one."""
+    slow_boot, timeout_s = 8, 3
     server.set_release("v1")
     old = server.start()
     old_workers = server.worker_pids(old)
-    server.set_slow_boot(5)
+    server.set_slow_boot(slow_boot)
     server.set_release("v2")
     load = LoadGenerator(server.base_url, threads=2).start()
     try:
-        deploy = server.deploy(timeout_s=2)
+        deploy = server.deploy(timeout_s=timeout_s)
         m = re.search(
             r"stopping new master (\d+) \(TERM\); old master (\d+) is still serving", deploy.stderr
         )
         assert deploy.returncode == 1 and m, deploy.stdout + deploy.stderr
         stuck = int(m[1])
         assert int(m[2]) == old
-        # the stuck workers finish their import ~5 s after USR2, then the new master exits
-        assert wait_for(lambda: not is_alive(stuck), 30), "new master did not stop"
-        time.sleep(1.5)
+        # the stuck workers finish their import ~SLOW_BOOT s after USR2, then the master exits
+        assert wait_for(lambda: not is_alive(stuck), BOOT_TIMEOUT), "new master did not stop"
+        load.wait_count(30, since=time.monotonic())  # the old master still serves
     finally:
         results = load.stop()
     print(summary(results), f"| deploy: {deploy.stdout.strip()!r} {deploy.stderr.strip()!r}")
@@ -241,6 +255,21 @@ def test_deploy_timeout_stops_a_stuck_new_generation_and_keeps_the_old_master(
     assert not Path(str(server.pidfile) + ".2").exists()
 
 
+def drain_timeouts(boot_seconds: float | None) -> list[int]:
+    """TIMEOUT_S values for the draining test, from this machine's measured boot time.
+
+    The script's timeout must run out after the new generation handed off (so the old master
+    is draining the held request) and, counted from before USR2, while the held request is
+    younger than gunicorn's `timeout`/`graceful_timeout` (30 s: older, its worker is killed).
+    A retry with the largest value is for a boot slower than the estimate.
+    """
+    first = min(MAX_DRAIN_TIMEOUT, max(10, math.ceil(2 * (boot_seconds or 5.0) + 8)))
+    return [first] if first >= MAX_DRAIN_TIMEOUT else [first, MAX_DRAIN_TIMEOUT]
+
+
+MAX_DRAIN_TIMEOUT = 24  # < gunicorn's 30 s timeout/graceful_timeout, minus the held request's lead
+
+
 def test_deploy_timeout_while_the_old_master_drains_does_not_stop_the_new_one(
     server: GunicornServer,
 ) -> None:
@@ -248,21 +277,29 @@ def test_deploy_timeout_while_the_old_master_drains_does_not_stop_the_new_one(
     the new master is then the only one accepting, and the script must leave it alone."""
     server.set_release("v1")
     old = server.start()
-    long_request: dict[str, requests.Response] = {}
-
-    def slow() -> None:
-        long_request["r"] = requests.get(server.base_url + "/__e2e/sleep/16", timeout=40)
-
-    slow_thread = threading.Thread(target=slow, daemon=True)
-    slow_thread.start()
-    time.sleep(0.5)  # the long request is in an old worker
     server.set_release("v2")
     load = LoadGenerator(server.base_url, threads=2).start()
     try:
-        deploy = server.deploy(timeout_s=10)
-        slow_thread.join(20)
-        assert wait_for(lambda: server.master_pid() not in (None, old), 10)
-        time.sleep(1.0)
+        for attempt, timeout_s in enumerate(drain_timeouts(server.boot_seconds), 1):
+            hold = Hold(server, f"long{attempt}").start()  # the long request is in an old worker
+            assert ppid_of(hold.worker) == old
+            deploy = server.deploy(timeout_s=timeout_s)
+            handed_off = "USR2 hand-off:" in server.log_tail(2000)
+            if handed_off or "stopping new master" not in deploy.stderr:
+                break
+            # the new generation was still booting when the timeout ran out (this machine was
+            # slower than estimated): the script rightly stopped it. Not the case under test:
+            # wait for it to exit and try again with a longer timeout.
+            print(f"[drain] no hand-off within {timeout_s} s (boot {server.boot_seconds:.1f} s)")
+            long_response = hold.release()
+            m = re.search(r"stopping new master (\d+)", deploy.stderr)
+            assert m, deploy.stderr
+            stuck = int(m[1])
+            assert wait_for(lambda: not is_alive(stuck), BOOT_TIMEOUT)  # noqa: B023 (called now)
+            assert long_response.status_code == 200
+        long_response = hold.release()  # after the script's verdict: the old master drains it
+        assert wait_for(lambda: server.master_pid() not in (None, old), BOOT_TIMEOUT)
+        load.wait_count(30, since=time.monotonic())
     finally:
         results = load.stop()
     print(summary(results), f"| deploy: {deploy.stdout.strip()!r} {deploy.stderr.strip()!r}")
@@ -274,8 +311,79 @@ def test_deploy_timeout_while_the_old_master_drains_does_not_stop_the_new_one(
     )
     assert m, deploy.stdout + deploy.stderr
     new = int(m[1])
-    assert long_request["r"].status_code == 200  # drained, not cut off
-    assert long_request["r"].headers["X-Herald-Release"] == "v1"
+    assert long_response.status_code == 200  # drained, not cut off
+    assert long_response.headers["X-Herald-Release"] == "v1"
+    assert long_response.text == "released\n"
+    assert not failures(results), summary(results)
+    assert not is_alive(old)
+    assert server.master_pid() == new and is_alive(new)
+    assert title(new) == "gunicorn: master [herald]"
+    assert {rel for rel, _ in probe(server)} == {"v2"}
+
+
+def stop_old_master_once_armed(server: GunicornServer, old: int, timeout_s: int) -> Deploy:
+    """Start the deploy script; SIGSTOP the old master as soon as the new generation armed its
+    hand-off counter (before any new worker booted), then wait for the hand-off TERM (the
+    counter is removed right before it) until the script's timeout. `deploy.handed_off`."""
+    deploy = server.deploy_async(timeout_s)
+    counters: list[Path] = []
+
+    def armed() -> bool:
+        counters.extend(server.run_dir.glob("usr2-booted.*"))
+        return bool(counters) or deploy.proc.poll() is not None
+
+    assert wait_for(armed, BOOT_TIMEOUT, interval=0.005), "the hand-off was never armed"
+    assert counters, deploy.output()
+    os.kill(old, signal.SIGSTOP)  # it cannot act on the hand-off TERM from now on
+    deploy.handed_off = wait_for(lambda: not any(c.exists() for c in counters), timeout_s)
+    return deploy
+
+
+def test_deploy_timeout_with_the_hand_off_term_pending_does_not_stop_the_new_one(
+    server: GunicornServer,
+) -> None:
+    """The new generation booted and its last worker sent TERM, but the old master has not
+    acted on it yet when TIMEOUT_S runs out (a loaded machine; here: the old master is
+    SIGSTOPped from the moment the hand-off is armed). Stopping the new master then would leave
+    no master once the old one handles its TERM: the script must wait for it instead, and
+    report the completed hand-off."""
+    server.set_release("v1")
+    old = server.start()
+    server.set_release("v2")
+    load = LoadGenerator(server.base_url, threads=2).start()
+    deploy: Deploy | None = None
+    try:
+        for timeout_s in (max(10, math.ceil(2 * (server.boot_seconds or 5.0) + 8)), 60):
+            deploy = stop_old_master_once_armed(server, old, timeout_s)
+            if deploy.handed_off:
+                break
+            # this machine booted the new workers slower than the timeout: the script stops them
+            # (the stuck case, tested above); let the old master go on, try a longer timeout
+            os.kill(old, signal.SIGCONT)
+            assert deploy.wait() == 1, deploy.output()
+            print(f"[pending TERM] no hand-off within {timeout_s} s: retrying")
+            m = re.search(r"stopping new master (\d+)", deploy.output())
+            assert m, deploy.output()
+            assert wait_for(lambda pid=int(m[1]): not is_alive(pid), BOOT_TIMEOUT)
+        assert deploy is not None and deploy.handed_off, deploy and deploy.output()
+        waiting = f"new master {deploy.new_master()} has handed off; waiting up to"
+        assert wait_for(lambda: waiting in deploy.output(), timeout_s + 30), deploy.output()
+        os.kill(old, signal.SIGCONT)  # the pending TERM is handled now: the old master stops
+        rc = deploy.wait()
+        load.wait_count(30, since=time.monotonic())
+    finally:
+        if is_alive(old):
+            os.kill(old, signal.SIGCONT)
+        if deploy is not None:
+            deploy.kill()
+        results = load.stop()
+    out = deploy.output()
+    print(summary(results), f"| deploy: {out!r}")
+    assert rc == 0, out
+    m = re.search(r"hand-off complete: old=(\d+) new=(\d+)", out)
+    assert m and int(m[1]) == old, out
+    new = int(m[2])
+    assert "stopping new master" not in out
     assert not failures(results), summary(results)
     assert not is_alive(old)
     assert server.master_pid() == new and is_alive(new)
@@ -286,11 +394,11 @@ def test_deploy_timeout_while_the_old_master_drains_does_not_stop_the_new_one(
 def test_deploy_script_refuses_without_a_running_master(tmp_path: Path) -> None:
     pidfile = tmp_path / "gunicorn.pid"
     done = subprocess.run(
-        [str(DEPLOY_USR2), str(pidfile)], capture_output=True, text=True, timeout=10
+        [str(DEPLOY_USR2), str(pidfile)], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 2 and "no pidfile" in done.stderr
     pidfile.write_text("999999999\n")
     done = subprocess.run(
-        [str(DEPLOY_USR2), str(pidfile)], capture_output=True, text=True, timeout=10
+        [str(DEPLOY_USR2), str(pidfile)], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 2 and "not running" in done.stderr

@@ -8,7 +8,10 @@ It wraps the real app (nothing in api/ is changed) and makes generations observa
   `X-Herald-Release`, and the worker's pid in `X-Herald-Worker-Pid`;
 - if `$HERALD_RUN_DIR/usr2-broken-release` exists, the import fails (a broken release);
 - if `$HERALD_RUN_DIR/usr2-slow-boot` exists, the import first sleeps that many seconds;
-- `GET /__e2e/sleep/<seconds>` holds a worker that long (a long request in flight).
+- `GET /__e2e/sleep/<seconds>` holds a worker that long (a long request in flight);
+- `GET /__e2e/hold/<name>` holds a worker until the test lets it go: it creates
+  `$HERALD_RUN_DIR/usr2-hold-<name>.in` once it is in the worker and answers when
+  `usr2-hold-<name>.go` exists (at most HOLD_MAX s) — a long request with no timing guess.
 
 Files, not environment variables: a re-exec'd master gets the old master's original environment.
 """
@@ -26,6 +29,8 @@ RELEASE_FILE = "usr2-release"
 BROKEN_FILE = "usr2-broken-release"
 SLOW_FILE = "usr2-slow-boot"
 SLEEP_PREFIX = "/__e2e/sleep/"
+HOLD_PREFIX = "/__e2e/hold/"
+HOLD_MAX = 600.0
 
 if (_RUN_DIR / BROKEN_FILE).exists():
     raise ImportError(f"usr2 e2e: broken release ({_RUN_DIR / BROKEN_FILE} exists)")
@@ -55,4 +60,12 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         time.sleep(float(path[len(SLEEP_PREFIX) :]))
         _start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"slept\n"]
+    if path.startswith(HOLD_PREFIX):
+        name = "".join(c for c in path[len(HOLD_PREFIX) :] if c.isalnum() or c in "-_")
+        (_RUN_DIR / f"usr2-hold-{name}.in").write_text(f"{os.getpid()}\n")
+        go, deadline = _RUN_DIR / f"usr2-hold-{name}.go", time.monotonic() + HOLD_MAX
+        while not go.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        _start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"released\n" if go.exists() else b"hold expired\n"]
     return flask_app(environ, _start_response)
