@@ -89,7 +89,8 @@ def make_server(host: str, port: int, secret: str | None, out: TextIO) -> Thread
         def _receive(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            lines = describe_request(self.command, self.path, self.headers, body, secret)
+            headers = dict(self.headers.items())
+            lines = describe_request(self.command, self.path, headers, body, secret)
             with lock:
                 out.write("\n".join(lines) + "\n")
                 out.flush()
@@ -107,9 +108,8 @@ def make_server(host: str, port: int, secret: str | None, out: TextIO) -> Thread
 def run_listener(host: str, port: int, secret: str | None, out: TextIO = sys.stdout) -> None:
     """Serve until Ctrl-C."""
     server = make_server(host, port, secret, out)
-    bound_host, bound_port = server.server_address[:2]
     checking = "checking signatures" if secret else "not checking signatures (no --secret)"
-    out.write(f"listening on http://{bound_host}:{bound_port}/ (any path), {checking}\n")
+    out.write(f"listening on http://{host}:{server.server_port}/ (any path), {checking}\n")
     out.flush()
     try:
         server.serve_forever()
