@@ -90,6 +90,7 @@ class Outcome:
     lost: dict[str, str] = field(default_factory=dict)
     waited: float = 0.0  # seconds until everything arrived, or until the wait gave up
     settled: float = 0.0  # seconds until the rows were final and the receiver quiet
+    bound: float = BOUND
 
     @property
     def duplicates(self) -> int:
@@ -116,8 +117,8 @@ class Outcome:
         if self.late:
             sample = "; ".join(f"{m}: {s}" for m, s in list(self.late.items())[:5])
             parts.append(
-                f"LATE after {self.waited:.0f} s {len(self.late)}: a delivery is still open "
-                f"(pending/leased), not lost: the machine is slower than the {self.waited:.0f} s "
+                f"LATE {len(self.late)} after {self.waited:.1f} s: a delivery is still open "
+                f"(pending/leased), not lost: the machine is slower than the {self.bound:.0f} s "
                 f"bound ({sample})"
             )
         return "\n".join(parts)
@@ -148,13 +149,13 @@ def settle(
             break
         if now >= next_classify:
             late, lost = classify(database_url, missing)
-            next_classify = now + CLASSIFY_EVERY
+            next_classify = min(now + CLASSIFY_EVERY, start + bound)
             if not late:
                 break  # nothing left will deliver the missing ones
             if not reported:
                 reported = True
                 print(
-                    f"[{label}] {len(late)} late after {now - start:.0f} s (a delivery still "
+                    f"[{label}] {len(late)} late after {now - start:.1f} s (a delivery still "
                     f"open), {len(lost)} lost; waiting up to {bound:.0f} s"
                 )
             if now - start >= bound:
@@ -182,6 +183,7 @@ def settle(
         lost=lost,
         waited=waited,
         settled=time.monotonic() - start,
+        bound=bound,
     )
     print(f"[{label}] {outcome.summary()}")
     return outcome
