@@ -76,7 +76,7 @@ def server() -> Iterator[tuple[str, list[str]]]:
             pass
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
     yield f"http://localhost:{httpd.server_port}/hook", hosts
     httpd.shutdown()
     httpd.server_close()
@@ -118,7 +118,7 @@ def answering() -> Iterator[tuple[str, dict[str, bytes]]]:
             pass
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_port}", bodies
     httpd.shutdown()
     httpd.server_close()

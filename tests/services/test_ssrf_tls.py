@@ -69,7 +69,7 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path, dict[str, list[str]]
     context.sni_callback = lambda sock, name, ctx: seen["sni"].append(name or "")
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     yield server.server_port, cert, seen
     server.shutdown()
     server.server_close()
