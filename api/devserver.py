@@ -12,21 +12,18 @@ from __future__ import annotations
 import errno
 import os
 import re
-import signal
 import socket
-import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
 from sqlalchemy.engine import make_url
+
+from api.supervisor import StopRequest, Supervisor
 
 DEV_ORG = "dev"
 # a line that says the process is up (the web is checked through /api/v1/health instead)
@@ -38,21 +35,11 @@ READY_MARKERS = {
 PROCESSES = ("web", "worker", "scheduler")  # from the Procfile; `release` is run in-process
 BOOT_TIMEOUT = 120.0
 STOP_TIMEOUT = 20.0  # a worker's warm shutdown waits for in-flight deliveries (15 s timeout)
+WIDTH = len("scheduler")
 
 
 class DevserverError(Exception):
     """Something a newcomer must fix before the stack can start (printed as one line)."""
-
-
-@dataclass
-class Child:
-    """One supervised process: its own session (process group), output read by a thread."""
-
-    name: str
-    command: str
-    process: subprocess.Popen[bytes] | None = None
-    reader: threading.Thread | None = None
-    up: threading.Event = field(default_factory=threading.Event)
 
 
 def read_procfile(path: Path) -> dict[str, str]:
@@ -127,152 +114,6 @@ def prepare_database(token_file: Path) -> tuple[str, str | None]:
     return token, created
 
 
-class Supervisor:
-    """Start children in their own process groups, prefix their output, stop them all."""
-
-    def __init__(self, directory: Path, env: dict[str, str], out: TextIO) -> None:
-        self.directory = directory
-        self.env = env
-        self.out = out
-        self.children: list[Child] = []
-        self.lock = threading.Lock()
-        self.width = max(len(n) for n in (*PROCESSES, "redis", "herald"))
-
-    def say(self, name: str, text: str) -> None:
-        """One prefixed line, whole (reader threads write concurrently)."""
-        self.write(f"{datetime.now():%H:%M:%S} {name:<{self.width}} | {text}\n")
-
-    def write(self, text: str) -> None:
-        """Write whole lines; a closed stdout (`make run | head`) must not stop the stopping."""
-        with self.lock:
-            try:
-                self.out.write(text)
-                self.out.flush()
-            except (OSError, ValueError):
-                pass
-
-    def start(self, name: str, command: str) -> Child:
-        """Run `command` through the shell, exec'd so the signals reach the program itself."""
-        child = Child(name, command)
-        child.process = subprocess.Popen(
-            f"exec {command}",
-            shell=True,
-            cwd=self.directory,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches us only; we stop the children in order
-        )
-        child.reader = threading.Thread(target=self._pump, args=(child,), daemon=True)
-        child.reader.start()
-        self.children.append(child)
-        self.say("herald", f"{name} started (pid {child.process.pid}): {command}")
-        return child
-
-    def _pump(self, child: Child) -> None:
-        assert child.process is not None and child.process.stdout is not None
-        marker = READY_MARKERS.get(child.name)
-        for raw in child.process.stdout:
-            line = raw.decode("utf-8", errors="replace").rstrip()
-            self.say(child.name, line)
-            if marker is not None and marker.search(line):
-                child.up.set()
-
-    def exited(self) -> Child | None:
-        """A child that exited on its own, if any."""
-        for child in self.children:
-            if child.process is not None and child.process.poll() is not None:
-                return child
-        return None
-
-    def stop(self) -> None:
-        """SIGTERM to web, worker and scheduler together, then to Redis (the worker acks its
-        tasks on the way out); SIGKILL for whatever is left after STOP_TIMEOUT."""
-        services = [c for c in self.children if c.name != "redis"]
-        brokers = [c for c in self.children if c.name == "redis"]
-        for group, timeout in ((services, STOP_TIMEOUT), (brokers, 5.0)):
-            for child in group:
-                self._signal(child, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            for child in group:
-                if not self._wait_group(child, deadline):
-                    self.say("herald", f"{child.name} did not stop in {timeout:.0f} s: SIGKILL")
-                    self._signal(child, signal.SIGKILL)
-                    self._wait_group(child, time.monotonic() + 5.0)
-        for child in self.children:
-            if child.reader is not None:
-                child.reader.join(timeout=2.0)
-
-    def _signal(self, child: Child, signum: int) -> None:
-        assert child.process is not None
-        try:
-            os.killpg(child.process.pid, signum)
-        except ProcessLookupError:
-            pass
-
-    def _wait_group(self, child: Child, deadline: float) -> bool:
-        """Reap the child and wait until no process of its group is left (gunicorn workers)."""
-        assert child.process is not None
-        while time.monotonic() < deadline:
-            child.process.poll()
-            try:
-                os.killpg(child.process.pid, 0)
-            except ProcessLookupError:
-                child.process.wait()
-                return True
-            time.sleep(0.1)
-        return False
-
-
-class StopRequest:
-    """Set by SIGINT/SIGTERM/SIGHUP, or when the `make` that started us is interrupted."""
-
-    def __init__(self) -> None:
-        self.reason: str | None = None
-        self.parent = os.getppid()
-        self._parent_hits = 0
-
-    def install(self) -> None:
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, self._on_signal)
-
-    def _on_signal(self, signum: int, _frame: object) -> None:
-        self.reason = self.reason or signal.Signals(signum).name
-
-    def requested(self) -> bool:
-        """Whether to stop now; also polls the parent process (see parent_interrupted)."""
-        if self.reason is None and os.getppid() != self.parent:
-            self.reason = "parent process exited"
-        if self.reason is None and parent_interrupted(self.parent):
-            self._parent_hits += 1
-            if self._parent_hits >= 2:  # two polls apart: not a transient signal mask
-                self.reason = "make was interrupted"
-        else:
-            self._parent_hits = 0
-        return self.reason is not None
-
-
-def parent_interrupted(ppid: int) -> bool:
-    """True when our parent is GNU make sitting in its SIGINT handler.
-
-    make forwards SIGTERM to its recipe but not SIGINT: after `kill -INT <make>` it waits for
-    the recipe inside its handler, with SIGINT blocked, forever. That blocked SIGINT is the
-    only trace of it, so it is read from /proc (Linux; elsewhere this returns False).
-    """
-    try:
-        comm = Path(f"/proc/{ppid}/comm").read_text().strip()
-        if comm not in ("make", "gmake"):
-            return False
-        status = Path(f"/proc/{ppid}/status").read_text()
-    except OSError:
-        return False
-    for line in status.splitlines():
-        if line.startswith("SigBlk:"):
-            return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
-    return False
-
-
 def health_ok(url: str) -> bool:
     """Whether GET url answers 204 (database and Redis reachable)."""
     try:
@@ -324,22 +165,24 @@ def run_devserver(directory: Path, port: int, out: TextIO = sys.stdout) -> int:
         raise DevserverError(f"{directory / 'Procfile'} has no {', '.join(missing)} line")
     token_file = directory / "var" / "dev-token"
     (directory / "var" / "run").mkdir(parents=True, exist_ok=True)
-    supervisor = Supervisor(directory, env, out)
+    supervisor = Supervisor(directory, env, out, name="herald", width=WIDTH)
     try:
         if embedded:
-            redis = supervisor.start("redis", f"{sys.executable} -m api.embedded_redis var")
+            redis = supervisor.start(
+                "redis", f"{sys.executable} -m api.embedded_redis var", READY_MARKERS["redis"]
+            )
         token, created = prepare_database(token_file)
         if created:
             supervisor.say("herald", f"created {created}")
         if embedded and not _wait(lambda: redis.up.is_set(), supervisor, stop, 15.0):
             return _give_up(supervisor, stop, "the embedded Redis did not start")
         for name in PROCESSES:
-            supervisor.start(name, procfile[name])
+            supervisor.start(name, procfile[name], READY_MARKERS.get(name))
         health = f"http://127.0.0.1:{port}/api/v1/health"
 
         def all_up() -> bool:
-            processes = [c for c in supervisor.children if c.name in READY_MARKERS]
-            return all(c.up.is_set() for c in processes) and health_ok(health)
+            marked = [c for c in supervisor.children if c.ready is not None]
+            return all(c.up.is_set() for c in marked) and health_ok(health)
 
         if not _wait(all_up, supervisor, stop, BOOT_TIMEOUT):
             return _give_up(supervisor, stop, f"not ready after {BOOT_TIMEOUT:.0f} s")
@@ -354,7 +197,7 @@ def run_devserver(directory: Path, port: int, out: TextIO = sys.stdout) -> int:
         supervisor.say("herald", f"{stop.reason}: stopping")
         return 0
     finally:
-        supervisor.stop()
+        supervisor.stop(last=("redis",), timeout=STOP_TIMEOUT)  # the worker acks on its way out
         supervisor.say("herald", "stopped")
 
 
