@@ -34,7 +34,7 @@ def server_argv(directory: Path) -> list[str]:
 
 
 def main() -> None:
-    """Exec the server so signals (Ctrl-C from honcho) reach it directly."""
+    """Exec the server so signals (Ctrl-C from the devserver) reach it directly."""
     directory = Path(sys.argv[1] if len(sys.argv) > 1 else "var").resolve()
     directory.mkdir(parents=True, exist_ok=True)
     argv = server_argv(directory)
