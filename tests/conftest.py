@@ -11,9 +11,11 @@ Unreachable services end the run at once with one line saying which.
 from __future__ import annotations
 
 import os
+import re
+import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -320,3 +322,57 @@ def api_token(app: Flask, committed_db: None) -> str:
 def sdk(live_server: str, api_token: str) -> Svix:
     """The official svix SDK pointed at the live server (its own retries off)."""
     return Svix(api_token, SvixOptions(server_url=live_server, retry_schedule=[], timeout=10))
+
+
+@pytest.fixture
+def scripted_receiver() -> Iterator[Callable[[list[tuple[bytes, float]]], str]]:
+    """A raw TCP receiver on 127.0.0.1 answering with scripted bytes: call it with
+    [(bytes, seconds to wait after them), ...] to get a URL; each request reads the whole
+    request, then plays the script (odd bytes, odd headers, a trickle) and closes."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    scripts: dict[str, list[tuple[bytes, float]]] = {}
+    stop = threading.Event()
+
+    def answer(conn: socket.socket) -> None:
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = re.search(rb"(?i)content-length:\s*(\d+)", head)
+            while length and len(body) < int(length.group(1)):
+                body += conn.recv(65536)
+            path = head.split(b" ", 2)[1].decode()
+            try:
+                for piece, pause in scripts.get(path, []):
+                    conn.sendall(piece)
+                    if stop.wait(pause):
+                        return
+            except OSError:
+                return  # the client gave up (its deadline)
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    port = listener.getsockname()[1]
+
+    def script(steps: list[tuple[bytes, float]]) -> str:
+        path = f"/s{len(scripts)}"
+        scripts[path] = steps
+        return f"http://127.0.0.1:{port}{path}"
+
+    yield script
+    stop.set()
+    server.join(timeout=5)
+    listener.close()

@@ -100,4 +100,4 @@ def _attempt_job(job: jobs.Job, chain: bool) -> tuple[str, jobs.Job | None]:
             return "throttled", None
         if wait > 0:
             time.sleep(wait)
-    return results.record(job, send(job), chain=chain)
+    return results.record_attempt(job, send(job), chain=chain)

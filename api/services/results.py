@@ -112,6 +112,21 @@ def _track_endpoint_health(job: Job, ok: bool, now: datetime) -> None:
             logger.warning("endpoint.auto_disabled", extra={"endpoint_id": job.endpoint_id})
 
 
+def record_attempt(job: Job, outcome: Outcome, chain: bool = False) -> tuple[str, Job | None]:
+    """`record`, and when the database refuses the outcome (or anything else raises while
+    recording it), record its status code with a note instead of the response and without
+    its Retry-After: the attempt is logged and the retry schedule goes on, never a silent
+    re-send after the lease."""
+    try:
+        return record(job, outcome, chain=chain)
+    except Exception as exc:
+        db.session.rollback()
+        logger.exception("delivery.record_failed", extra={"delivery_id": job.delivery_id})
+        note = f"(the response could not be stored: {type(exc).__name__})"
+        safe = Outcome(outcome.status_code, note, outcome.duration_ms, timed_out=outcome.timed_out)
+        return record(job, safe)
+
+
 def record_outcome(job: Job, outcome: Outcome, now: datetime | None = None) -> str:
     """Write the attempt and the delivery's next state, fenced on the lease token."""
     return record(job, outcome, now)[0]

@@ -8,7 +8,9 @@ keep using the URL's host name.
 from __future__ import annotations
 
 import base64
+import heapq
 import ipaddress
+import itertools
 import logging
 import socket
 import threading
@@ -107,10 +109,108 @@ def resolve_checked(host: str, port: int, whitelist: Sequence[Network] = ()) -> 
     return addresses
 
 
+class Watch:
+    """The wall-clock deadline of one request: past it, its connections' sockets are shut down,
+    so a receiver trickling its headers or body cannot hold the request (a socket timeout
+    bounds each read only)."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.fired = False
+        self.done = False
+        self.connections: list[Any] = []
+        self.lock = threading.Lock()
+
+    def add(self, holder: Any) -> None:
+        """Watch a connection (its socket at expiry) or a socket."""
+        if holder is None:
+            return
+        with self.lock:
+            self.connections.append(holder)
+            late = self.fired
+        if late:
+            self._shut(holder)
+
+    def expire(self) -> None:
+        with self.lock:
+            if self.done:
+                return
+            self.fired = True
+            connections = list(self.connections)
+        for connection in connections:
+            self._shut(connection)
+
+    def disarm(self) -> bool:
+        """Stop watching; True when the deadline had passed (the response is not to be used)."""
+        with self.lock:
+            self.done = True
+            return self.fired
+
+    @staticmethod
+    def _shut(holder: Any) -> None:
+        sock = holder if isinstance(holder, socket.socket) else getattr(holder, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # a blocked recv/send returns at once
+            except OSError:
+                pass
+
+
+class Deadlines:
+    """One thread expiring every request's Watch at its deadline (a heap, lazily pruned)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Watch]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float) -> Watch:
+        watch = Watch(time.monotonic() + seconds)
+        with self._cond:
+            heapq.heappush(self._heap, (watch.deadline, next(self._order), watch))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="http-deadlines", daemon=True
+                )
+                self._thread.start()
+            elif self._heap[0][2] is watch:
+                self._cond.notify()
+        return watch
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap:
+                    self._cond.wait()
+                deadline, _, watch = self._heap[0]
+                wait = deadline - time.monotonic()
+                if wait > 0 and not watch.done:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+            watch.expire()
+
+
+DEADLINES = Deadlines()
+
+
 class _GuardedConnectionMixin:
-    """Connects to a checked address of the URL's host instead of re-resolving it."""
+    """Connects to a checked address of the URL's host instead of re-resolving it, and puts
+    itself under the current request's deadline (`Watch`)."""
 
     whitelist: tuple[Network, ...] = ()
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        watch: Watch | None = getattr(_local, "watch", None)
+        if watch is None:
+            return super().request(*args, **kwargs)  # type: ignore[misc]
+        watch.add(self)  # while connecting and sending: the connection's socket
+        result = super().request(*args, **kwargs)  # type: ignore[misc]
+        # the response may outlive the connection's hold on the socket (a body read until
+        # close: http.client hands the socket to the response and clears `sock`)
+        watch.add(self.sock)  # type: ignore[attr-defined]
+        return result
 
     def _new_conn(self) -> socket.socket:
         conn: Any = self
@@ -198,14 +298,24 @@ def thread_session(whitelist: Sequence[Network]) -> requests.Session:
 
 
 def response_text(data: bytes) -> str:
-    """The stored response: UTF-8 text (a cut multibyte tail dropped) or else base64."""
+    """The stored response: UTF-8 text (a cut multibyte tail dropped) or else base64 — also
+    for text holding a NUL, which a PostgreSQL text column cannot store."""
     for cut in range(4):
         try:
-            return data[: len(data) - cut].decode("utf-8")
+            text = data[: len(data) - cut].decode("utf-8")
         except UnicodeDecodeError:
             if len(data) < RESPONSE_MAX_BYTES:
                 break
+            continue
+        return text if "\x00" not in text else base64.b64encode(data).decode()
     return base64.b64encode(data).decode()
+
+
+def header_text(value: str | None) -> str | None:
+    """A response header as stored text: printable ASCII only, else None (ignored)."""
+    if value is None or not value.isascii() or not value.isprintable():
+        return None
+    return value[:256]
 
 
 def _read_capped(response: requests.Response) -> bytes:
@@ -218,6 +328,15 @@ def _read_capped(response: requests.Response) -> bytes:
     return bytes(data[:RESPONSE_MAX_BYTES])
 
 
+def _past_deadline(timeout: float, elapsed_ms: int) -> Outcome:
+    return Outcome(
+        0,
+        f"timeout: no complete response within {timeout:g}s (the request's deadline)",
+        elapsed_ms,
+        timed_out=True,
+    )
+
+
 def post(
     url: str,
     body: bytes,
@@ -225,13 +344,40 @@ def post(
     timeout: float,
     whitelist: Sequence[Network] = (),
 ) -> Outcome:
-    """POST exact bytes without following redirects; never raises for transport errors."""
+    """POST exact bytes without following redirects; never raises for transport errors.
+
+    `timeout` bounds the whole request (connect, send, the response's headers and body) on
+    the wall clock, not only each socket operation.
+    """
     session = thread_session(whitelist)
     started = time.monotonic()
+    watch = _local.watch = DEADLINES.arm(timeout)
 
     def elapsed() -> int:
         return int((time.monotonic() - started) * 1000)
 
+    try:
+        outcome: Outcome | None = _post(session, url, body, headers, timeout, elapsed)
+    except Exception:
+        if not watch.disarm():
+            raise
+        outcome = None  # whatever the shut socket raised: the deadline is the cause
+    finally:
+        _local.watch = None
+    if watch.disarm() or outcome is None:
+        return _past_deadline(timeout, elapsed())
+    return outcome
+
+
+def _post(
+    session: requests.Session,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: float,
+    elapsed: Any,
+) -> Outcome:
+    started = time.monotonic()
     try:
         for tries in (1, 2):
             try:
@@ -248,7 +394,7 @@ def post(
                         response.status_code,
                         response_text(data),
                         elapsed(),
-                        retry_after=response.headers.get("retry-after"),
+                        retry_after=header_text(response.headers.get("retry-after")),
                     )
             except requests.ConnectionError as exc:
                 # nothing was sent when the connection could not be opened: one quick retry
@@ -262,5 +408,5 @@ def post(
             0, f"timeout after {timeout:g}s: {type(exc).__name__}", elapsed(), timed_out=True
         )
     except requests.RequestException as exc:
-        return Outcome(0, f"{type(exc).__name__}: {exc}"[:1000], elapsed())
+        return Outcome(0, response_text(f"{type(exc).__name__}: {exc}"[:1000].encode()), elapsed())
     raise AssertionError("unreachable")

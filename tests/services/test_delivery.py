@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,7 +30,7 @@ from api.models.common import utcnow
 from api.services import outbox
 from api.services.delivery import USER_AGENT, deliver
 from api.services.jobs import Job, load_job
-from api.services.results import record_outcome
+from api.services.results import record_attempt, record_outcome
 from api.services.ssrf import Outcome
 from tests.support import Receiver
 
@@ -342,3 +344,79 @@ def test_deliver_chain_cancels_a_purged_row(db_session: object, receiver: Receiv
     assert deliver(first.id, first.lease_token) == "success"
     assert len(receiver.requests) == 1
     assert fresh(purged.id).status == MessageStatus.CANCELED
+
+
+# --- receivers that answer oddly: each ends as a recorded attempt, never a wedged delivery ---
+
+Script = Callable[[list[tuple[bytes, float]]], str]
+
+
+def test_deliver_response_with_nul_bytes_is_recorded_as_base64(
+    db_session: object, scripted_receiver: Script
+) -> None:
+    body = b"ok\x00\x00done"
+    url = scripted_receiver([(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n" + body, 0)])
+    d = seed(url)
+    assert deliver(d.id, d.lease_token) == "success"
+    [attempt] = attempts_of(d.id)
+    assert attempt.response_status_code == 200
+    assert base64.b64decode(attempt.response) == body
+    assert fresh(d.id).status == MessageStatus.SUCCESS
+
+
+@pytest.mark.parametrize("value", [b"\xb2", b"\xc2\xb2", b"1\xd9\xa3", b"99999999999999999999"])
+def test_deliver_odd_retry_after_falls_back_to_the_schedule(
+    db_session: object, scripted_receiver: Script, value: bytes
+) -> None:
+    head = b"HTTP/1.1 503 Busy\r\nRetry-After: " + value + b"\r\nContent-Length: 0\r\n\r\n"
+    d = seed(scripted_receiver([(head, 0)]))
+    before = utcnow()
+    assert deliver(d.id, d.lease_token) == "retry"
+    [attempt] = attempts_of(d.id)
+    assert attempt.response_status_code == 503
+    due = fresh(d.id).next_attempt_at
+    assert due is not None and timedelta(seconds=3) < due - before < timedelta(seconds=7)
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        # the body trickled a byte at a time
+        [(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", 0.2)] + [(b"x", 0.2)] * 100,
+        # the headers trickled
+        [(b"HTTP/1.1 200 OK\r\n", 0.2)] + [(b"X", 0.2)] * 100,
+        # no length: read until close, trickled; a cut body must not pass for a success
+        [(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", 0.2)] + [(b"x", 0.2)] * 100,
+    ],
+    ids=["body", "headers", "until-close"],
+)
+def test_deliver_trickling_receiver_is_cut_at_the_request_timeout(
+    app: Flask,
+    db_session: object,
+    scripted_receiver: Script,
+    monkeypatch: pytest.MonkeyPatch,
+    steps: list[tuple[bytes, float]],
+) -> None:
+    monkeypatch.setitem(app.config, "REQUEST_TIMEOUT", 1.0)
+    d = seed(scripted_receiver(steps))
+    started = time.monotonic()
+    assert deliver(d.id, d.lease_token) == "retry"
+    took = time.monotonic() - started
+    assert took < 5, f"the attempt took {took:.1f} s with a 1 s request timeout"
+    [attempt] = attempts_of(d.id)
+    assert attempt.response_status_code == 0 and "timeout" in attempt.response
+    assert 1000 <= attempt.response_duration_ms < 5000
+    # a timeout waits at least 60 s (-20 % jitter) before the retry
+    assert fresh(d.id).next_attempt_at >= utcnow() + timedelta(seconds=47)  # type: ignore[operator]
+
+
+@pytest.mark.postgresql_only  # PostgreSQL text refuses NUL; SQLite stores it
+def test_record_attempt_the_database_refuses_is_recorded_with_a_note(db_session: object) -> None:
+    d = seed("http://127.0.0.1:9/")
+    job = _job(d)
+    label, _ = record_attempt(job, Outcome(500, "bad\x00text", 7, retry_after="3600"))
+    assert label == "retry"
+    [attempt] = attempts_of(d.id)
+    assert attempt.response_status_code == 500 and "could not be stored" in attempt.response
+    due = fresh(d.id).next_attempt_at  # the schedule's 5 s, not the refused Retry-After
+    assert due is not None and due - utcnow() < timedelta(seconds=7)

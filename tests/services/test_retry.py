@@ -6,6 +6,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
+import pytest
 from freezegun import freeze_time
 
 from api.services.retry import next_delay, parse_retry_after
@@ -46,3 +47,8 @@ def test_parse_retry_after_http_date() -> None:
     assert next_delay(2, SCHEDULE, retry_after=format_datetime(when, usegmt=True)) == 400
     assert parse_retry_after("garbage") is None
     assert next_delay(1, SCHEDULE, retry_after="garbage") is not None
+
+
+@pytest.mark.parametrize("value", ["²", "١٢", "1e3", "-5", "12.5", "9" * 40, "Mon, 99 Foo 99999"])
+def test_parse_retry_after_refuses_what_is_not_ascii_seconds_or_a_date(value: str) -> None:
+    assert parse_retry_after(value) is None
