@@ -11,8 +11,9 @@ from sqlalchemy.exc import IntegrityError
 
 from api.errors import Conflict, Unprocessable
 from api.extensions import db
-from api.models import Application
+from api.models import Application, Delivery
 from api.pagination import Page, paginate
+from api.services import outbox
 from api.services.lookup import find_application, get_application
 
 logger = logging.getLogger(__name__)
@@ -124,6 +125,7 @@ def patch_application(org_id: str, app_id_or_uid: str, data: dict[str, Any]) -> 
 def delete_application(org_id: str, app_id_or_uid: str) -> None:
     """Delete the app; its endpoints, messages and attempts go with it (ON DELETE CASCADE)."""
     app = get_application(org_id, app_id_or_uid)
+    outbox.delete_deliveries(Delivery.app_id == app.id)
     db.session.delete(app)
     db.session.commit()
     logger.info("application.deleted", extra={"org_id": org_id, "app_id": app.id})

@@ -14,9 +14,10 @@ from sqlalchemy.exc import IntegrityError
 
 from api.errors import BadRequest, Conflict, NotFound, Unprocessable
 from api.extensions import db
-from api.models import Application, Endpoint
+from api.models import Application, Delivery, Endpoint
 from api.models.common import utcnow
 from api.pagination import Page, paginate
+from api.services import outbox
 from api.services.event_types import check_event_types
 from api.services.lookup import get_app_endpoint, get_application, get_endpoint
 
@@ -154,6 +155,7 @@ def patch_endpoint(
 def delete_endpoint(org_id: str, app_id_or_uid: str, endpoint_id_or_uid: str) -> None:
     """Delete the endpoint (its deliveries and attempts cascade)."""
     endpoint = get_app_endpoint(org_id, app_id_or_uid, endpoint_id_or_uid)
+    outbox.delete_deliveries(Delivery.endpoint_id == endpoint.id)
     db.session.delete(endpoint)
     db.session.commit()
     logger.info("endpoint.deleted", extra={"endpoint_id": endpoint.id})

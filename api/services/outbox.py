@@ -87,3 +87,15 @@ def publish(deliveries: Iterable[Delivery | dict[str, Any]]) -> int:
             for d in deliveries
         ],
     )
+
+
+def delete_deliveries(*where: Any) -> None:
+    """Delete the matching deliveries (their attempts cascade) before deleting what owns them.
+
+    Lock order: recording an attempt locks its delivery row, then key-share locks its message
+    and endpoint (the attempt row's foreign keys). Deleting an application or an endpoint
+    outright locks them first and reaches the deliveries through the cascade: the opposite
+    order, a deadlock with a busy worker. Deleting the deliveries first takes the worker's
+    order (it waits for an attempt being recorded, and a later record finds its row gone).
+    """
+    db.session.execute(Delivery.__table__.delete().where(*where))

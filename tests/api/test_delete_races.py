@@ -1,0 +1,101 @@
+"""Deleting an application or an endpoint while a worker records its deliveries' attempts:
+both sides finish (no deadlock, no 500), and the rows are gone."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from api.extensions import db
+from api.models import Application, Delivery, Endpoint, MessageStatus
+from api.services import outbox, results, tokens
+from api.services.jobs import Job, load_job
+from api.services.ssrf import Outcome
+from tests.api.factories import add_endpoint, add_message
+
+pytestmark = [pytest.mark.postgresql_only, pytest.mark.usefixtures("committed_db")]
+
+TRIES = 50
+RECORDERS = 4  # worker threads recording at once
+DELIVERIES = 8 * RECORDERS
+
+
+def _seed(app: Flask, name: str) -> tuple[str, str, str, list[Job]]:
+    """(token, app id, endpoint id, leased jobs) committed for other threads to see."""
+    with app.app_context():
+        org, token = tokens.create_token(name)
+        application = Application(org_id=org.id, name=name)
+        db.session.add(application)
+        db.session.commit()
+        endpoint = add_endpoint(application)
+        leased = []
+        for _ in range(DELIVERIES):
+            message = add_message(application)
+            leased.append(outbox.add_delivery(message, endpoint))
+        db.session.commit()
+        jobs = [load_job(d.id, d.lease_token or "") for d in leased]
+        assert all(isinstance(job, Job) for job in jobs)
+        return token, application.id, endpoint.id, jobs  # type: ignore[return-value]
+
+
+def _race(app: Flask, jobs: list[Job], path: str, token: str) -> list[Any]:
+    """Record the jobs' (failed) attempts in RECORDERS threads while another DELETEs `path`."""
+    errors: list[Any] = []
+    start = threading.Barrier(RECORDERS + 1)
+
+    def record(share: list[Job]) -> None:
+        with app.app_context():
+            start.wait()
+            for job in share:
+                try:
+                    results.record(job, Outcome(500, "busy", 3))
+                except Exception as exc:  # a deadlock victim, or anything else
+                    errors.append(repr(exc))
+                    db.session.rollback()
+            db.session.remove()
+
+    def delete() -> None:
+        start.wait()
+        response = app.test_client().delete(path, headers={"Authorization": f"Bearer {token}"})
+        if response.status_code != 204:
+            errors.append((response.status_code, response.get_json()))
+
+    threads = [
+        threading.Thread(target=record, args=(jobs[i::RECORDERS],)) for i in range(RECORDERS)
+    ]
+    threads.append(threading.Thread(target=delete))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a side never finished"
+    return errors
+
+
+def test_delete_application_while_attempts_are_recorded_never_fails(app: Flask) -> None:
+    errors = []
+    for attempt in range(TRIES):
+        token, app_id, _, jobs = _seed(app, f"race-app-{attempt}")
+        errors += _race(app, jobs, f"/api/v1/app/{app_id}", token)
+        with app.app_context():
+            assert db.session.get(Application, app_id) is None
+            assert db.session.scalar(select(func.count()).where(Delivery.app_id == app_id)) == 0
+    assert errors == []
+
+
+def test_delete_endpoint_while_attempts_are_recorded_never_fails(app: Flask) -> None:
+    errors = []
+    for attempt in range(TRIES):
+        token, app_id, endpoint_id, jobs = _seed(app, f"race-ep-{attempt}")
+        errors += _race(app, jobs, f"/api/v1/app/{app_id}/endpoint/{endpoint_id}", token)
+        with app.app_context():
+            assert db.session.get(Endpoint, endpoint_id) is None
+            left = select(func.count()).where(
+                Delivery.endpoint_id == endpoint_id, Delivery.status == MessageStatus.SENDING
+            )
+            assert db.session.scalar(left) == 0
+    assert errors == []
