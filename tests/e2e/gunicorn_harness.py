@@ -259,6 +259,9 @@ class GunicornServer:
         self.masters: list[int] = []  # every master pid seen (for cleanup)
         self._reaper: threading.Thread | None = None
         self.boot_seconds: float | None = None  # start(): exec to every worker answering
+        # gunicorn command-line settings after `-c gunicorn.conf.py` (they override the file's;
+        # a USR2 re-exec keeps argv, so every generation gets them)
+        self.extra_args: list[str] = []
 
     # files the test wrapper app reads at import
     def set_release(self, name: str) -> None:
@@ -285,7 +288,8 @@ class GunicornServer:
         fork, every worker importing the app), measured on this machine under its load now.
         """
         started = time.monotonic()
-        argv = [str(GUNICORN), "-c", "gunicorn.conf.py"] + ([self.app] if self.app else [])
+        argv = [str(GUNICORN), "-c", "gunicorn.conf.py", *self.extra_args]
+        argv += [self.app] if self.app else []
         log = open(self.log_path, "ab")  # the child keeps its own copy of the fd
         try:
             self.proc = subprocess.Popen(

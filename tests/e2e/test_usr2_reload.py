@@ -259,15 +259,18 @@ def drain_timeouts(boot_seconds: float | None) -> list[int]:
     """TIMEOUT_S values for the draining test, from this machine's measured boot time.
 
     The script's timeout must run out after the new generation handed off (so the old master
-    is draining the held request) and, counted from before USR2, while the held request is
-    younger than gunicorn's `timeout`/`graceful_timeout` (30 s: older, its worker is killed).
-    A retry with the largest value is for a boot slower than the estimate.
+    is draining the held request), and the held request must not outlive gunicorn's `timeout`
+    (before the hand-off) or `graceful_timeout` (after it): its worker would be killed. This
+    test's server raises both to HELD_LIMIT s (the config's 30 s would cap TIMEOUT_S at ~24 s,
+    less than a USR2 boot on a loaded machine). A retry with the largest value is for a boot
+    slower than the estimate.
     """
     first = min(MAX_DRAIN_TIMEOUT, max(10, math.ceil(2 * (boot_seconds or 5.0) + 8)))
     return [first] if first >= MAX_DRAIN_TIMEOUT else [first, MAX_DRAIN_TIMEOUT]
 
 
-MAX_DRAIN_TIMEOUT = 24  # < gunicorn's 30 s timeout/graceful_timeout, minus the held request's lead
+HELD_LIMIT = 240  # s: this test's gunicorn timeout and graceful_timeout
+MAX_DRAIN_TIMEOUT = 120  # s: < HELD_LIMIT minus the script's waits after its timeout
 
 
 def test_deploy_timeout_while_the_old_master_drains_does_not_stop_the_new_one(
@@ -275,6 +278,7 @@ def test_deploy_timeout_while_the_old_master_drains_does_not_stop_the_new_one(
 ) -> None:
     """A request longer than TIMEOUT_S keeps the old master draining after the hand-off TERM:
     the new master is then the only one accepting, and the script must leave it alone."""
+    server.extra_args = ["--timeout", str(HELD_LIMIT), "--graceful-timeout", str(HELD_LIMIT)]
     server.set_release("v1")
     old = server.start()
     server.set_release("v2")
