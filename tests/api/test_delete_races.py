@@ -4,6 +4,7 @@ both sides finish (no deadlock, no 500), and the rows are gone."""
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -11,17 +12,17 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from api.extensions import db
-from api.models import Application, Delivery, Endpoint, MessageStatus
+from api.models import Application, Delivery, Endpoint, Message, MessageStatus
+from api.models.common import utcnow
 from api.services import outbox, results, tokens
 from api.services.jobs import Job, load_job
 from api.services.ssrf import Outcome
-from tests.api.factories import add_endpoint, add_message
 
 pytestmark = [pytest.mark.postgresql_only, pytest.mark.usefixtures("committed_db")]
 
 TRIES = 50
 RECORDERS = 4  # worker threads recording at once
-DELIVERIES = 8 * RECORDERS
+DELIVERIES = 4 * RECORDERS
 
 
 def _seed(app: Flask, name: str) -> tuple[str, str, str, list[Job]]:
@@ -30,12 +31,21 @@ def _seed(app: Flask, name: str) -> tuple[str, str, str, list[Job]]:
         org, token = tokens.create_token(name)
         application = Application(org_id=org.id, name=name)
         db.session.add(application)
-        db.session.commit()
-        endpoint = add_endpoint(application)
-        leased = []
-        for _ in range(DELIVERIES):
-            message = add_message(application)
-            leased.append(outbox.add_delivery(message, endpoint))
+        db.session.flush()
+        endpoint = Endpoint(app_id=application.id, url="https://example.com/hook", secret="x")
+        messages = [
+            Message(
+                app_id=application.id,
+                org_id=org.id,
+                event_type="user.signup",
+                payload='{"a":1}',
+                expiration=utcnow() + timedelta(days=90),
+            )
+            for _ in range(DELIVERIES)
+        ]
+        db.session.add_all([endpoint, *messages])
+        db.session.flush()
+        leased = [outbox.add_delivery(message, endpoint) for message in messages]
         db.session.commit()
         jobs = [load_job(d.id, d.lease_token or "") for d in leased]
         assert all(isinstance(job, Job) for job in jobs)
