@@ -5,6 +5,10 @@ SQLite (quickstart) runs the same logic for a single dispatcher. A claimed row g
 `lease_token` and `next_attempt_at = now + LEASE_SECONDS`: if the task is lost or its worker
 dies, the row is due again when the lease expires. Claims are fair: at most
 ENDPOINT_CONCURRENCY leases per endpoint, so one dead endpoint's backlog stays in the table.
+
+A Redis that restarted empty lost every queued task at once: the dispatcher notices (its
+marker key `BROKER_MARK` is gone) and makes every running lease due right away, so they are
+re-published on that pass instead of each waiting out its lease.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import Row, func, select, text, update
 
-from api.extensions import db
+from api.extensions import db, get_redis
 from api.models import Delivery, Message, MessageStatus
 from api.models.common import utcnow
 from api.services.outbox import DELIVER_TASK, new_lease_token
@@ -27,6 +31,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_BATCH = 500
 DEFAULT_MAX_IN_FLIGHT = 2000  # bounds the queue so a lease never expires while queued
 DEFAULT_ENDPOINT_CONCURRENCY = 4
+BROKER_MARK = "herald:broker-mark"  # set by the dispatcher; gone = Redis lost its data
 
 
 # Fair claim: every endpoint with due work gets at most `per_endpoint` leases in flight (so a
@@ -199,12 +204,37 @@ def claim_due(limit: int, now: datetime | None = None) -> list[tuple[str, str]]:
     return claimed
 
 
+def release_if_broker_forgot(now: datetime) -> int:
+    """When the marker key is gone (Redis restarted empty, or the first pass ever), make
+    every running lease due now: their tasks may have gone with Redis's data. A task that
+    did survive is then stale (the claim gives a new token) and sends nothing; one already
+    being sent may be sent twice. Returns the number of leases released."""
+    if not get_redis().set(BROKER_MARK, "1", nx=True):
+        return 0  # the marker is there: Redis kept its queue
+    result = db.session.execute(
+        update(Delivery)
+        .where(
+            Delivery.status == MessageStatus.SENDING,
+            Delivery.lease_token.is_not(None),
+            Delivery.next_attempt_at > now,
+        )
+        .values(next_attempt_at=now, updated_at=now),
+        execution_options={"synchronize_session": False},
+    )
+    db.session.commit()
+    released = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    if released:
+        logger.warning("dispatch.broker_reset", extra={"released": released})
+    return released
+
+
 def dispatch_due(now: datetime | None = None) -> int:
     """Claim due deliveries (bounded by the in-flight cap) and publish them; returns the count."""
     config = current_app.config
     batch = int(config.get("DISPATCH_BATCH", DEFAULT_BATCH))
     max_in_flight = int(config.get("DISPATCH_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT))
     moment = now or utcnow()
+    release_if_broker_forgot(moment)
     room = max_in_flight - count_in_flight(moment, max_in_flight)
     total = 0
     while room > 0:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from api.extensions import db
+from api.extensions import db, get_redis
 from api.models import Delivery, MessageStatus
 from api.models.common import utcnow
 from api.services import dispatch
@@ -43,8 +43,10 @@ def serve(got: list[Any]) -> Iterator[str]:
 
 
 @pytest.fixture
-def published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
-    """Capture what the dispatcher publishes instead of sending it to Redis."""
+def published(app: Flask, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
+    """Capture what the dispatcher publishes instead of sending it to Redis (whose marker is
+    set: a Redis that kept its queue, unless the test removes it)."""
+    app.extensions["redis"].set(dispatch.BROKER_MARK, "1")
     sent: list[tuple[str, ...]] = []
     monkeypatch.setattr(
         dispatch,
@@ -88,6 +90,28 @@ def test_dispatch_due_reclaims_expired_lease_with_new_token(
     stuck = _make(due=True, leased=True)  # its worker died: the lease ran out
     assert dispatch.dispatch_due() == 1
     assert published[0][1] == stuck and published[0][2] != "tok"
+
+
+def test_dispatch_due_leaves_running_leases_while_redis_keeps_its_queue(
+    db_session: object, published: list[tuple[str, ...]]
+) -> None:
+    _make(due=False, leased=True)
+    assert dispatch.dispatch_due() == 0 and published == []
+
+
+def test_dispatch_due_republishes_running_leases_when_redis_came_back_empty(
+    db_session: object, published: list[tuple[str, ...]]
+) -> None:
+    queued = _make(due=False, leased=True)  # leased, its task in the queue Redis lost
+    later = _make(due=False)  # a retry scheduled for later: not a lease
+    get_redis().delete(dispatch.BROKER_MARK)  # what a restart without persistence leaves
+    assert dispatch.dispatch_due() == 1
+    [(_, delivery_id, token)] = published
+    assert delivery_id == queued and token != "tok"  # a new lease: the old task is stale
+    assert get_redis().get(dispatch.BROKER_MARK) is not None
+    db.session.expire_all()
+    assert db.session.get(Delivery, later).lease_token is None  # type: ignore[union-attr]
+    assert dispatch.dispatch_due() == 0  # the marker is back: nothing more to release
 
 
 def test_dispatch_due_respects_in_flight_cap(
