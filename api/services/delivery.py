@@ -15,7 +15,7 @@ from flask import current_app
 
 from api.config import ROOT
 from api.extensions import get_redis
-from api.services import jobs, results, throttle
+from api.services import jobs, leases, results, throttle
 from api.services.dispatch import per_endpoint_limit
 from api.services.signing import webhook_headers
 from api.services.ssrf import Outcome, post
@@ -86,7 +86,13 @@ def deliver(delivery_id: str, lease_token: str) -> str:
 
 
 def _attempt_job(job: jobs.Job, chain: bool) -> tuple[str, jobs.Job | None]:
-    """Throttle, POST and the fenced record (the caller holds the concurrency slot)."""
+    """Throttle, POST and the fenced record (the caller holds the concurrency slot), the
+    lease renewed meanwhile."""
+    with leases.holding(job.delivery_id, job.lease_token):
+        return _throttled_attempt(job, chain)
+
+
+def _throttled_attempt(job: jobs.Job, chain: bool) -> tuple[str, jobs.Job | None]:
     if job.throttle_rate:
         wait = throttle.reserve_slot(
             get_redis(),

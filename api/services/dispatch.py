@@ -14,7 +14,7 @@ re-published on that pass instead of each waiting out its lease.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from flask import current_app
@@ -23,8 +23,9 @@ from sqlalchemy import Row, func, select, text, update
 from api.extensions import db, get_redis
 from api.models import Delivery, Message, MessageStatus
 from api.models.common import utcnow
+from api.services.leases import lease_deadline
 from api.services.outbox import DELIVER_TASK, new_lease_token
-from api.services.queue import enqueue_many
+from api.services.queue import QUEUE, enqueue_many
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ def claim_next_for_endpoint(endpoint_id: str, commit: bool = True) -> Row[Any] |
     row commit together, so the endpoint's lease count never dips between the two.
     """
     now = utcnow()
-    until = now + timedelta(seconds=current_app.config["LEASE_SECONDS"])
+    until = lease_deadline(now)
     claimed: Any
     if db.engine.dialect.name == "postgresql":
         claimed = db.session.execute(
@@ -189,6 +190,11 @@ def count_in_flight(now: datetime, cap: int) -> int:
     return int(db.session.execute(select(func.count()).select_from(leased)).scalar_one())
 
 
+def queued_tasks() -> int:
+    """Tasks waiting in the broker's delivery queue."""
+    return int(get_redis().llen(QUEUE))
+
+
 def per_endpoint_limit() -> int:
     """Concurrent deliveries allowed per endpoint (HERALD_ENDPOINT_CONCURRENCY, default 4)."""
     return int(current_app.config.get("ENDPOINT_CONCURRENCY", DEFAULT_ENDPOINT_CONCURRENCY))
@@ -197,7 +203,7 @@ def per_endpoint_limit() -> int:
 def claim_due(limit: int, now: datetime | None = None) -> list[tuple[str, str]]:
     """Lease up to `limit` due deliveries and commit; returns [(delivery_id, lease_token)]."""
     moment = now or utcnow()
-    until = moment + timedelta(seconds=current_app.config["LEASE_SECONDS"])
+    until = lease_deadline(moment)
     claim = _claim_postgresql if db.engine.dialect.name == "postgresql" else _claim_generic
     claimed = claim(moment, until, limit, per_endpoint_limit()) if limit > 0 else []
     db.session.commit()
@@ -235,7 +241,9 @@ def dispatch_due(now: datetime | None = None) -> int:
     max_in_flight = int(config.get("DISPATCH_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT))
     moment = now or utcnow()
     release_if_broker_forgot(moment)
-    room = max_in_flight - count_in_flight(moment, max_in_flight)
+    # leases still running, and tasks still queued (workers away: a lease that ran out in the
+    # queue is claimed again, and its stale task must not pile up behind it)
+    room = max_in_flight - max(count_in_flight(moment, max_in_flight), queued_tasks())
     total = 0
     while room > 0:
         claimed = claim_due(min(batch, room), moment)

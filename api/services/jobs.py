@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import bindparam, select, update
 
 from api.extensions import db
 from api.models import Delivery, Endpoint, Message, MessageStatus
 from api.models.common import utcnow
+from api.services.leases import lease_deadline, lease_seconds
 from api.services.signing import live_keys
 
 THROTTLE_INLINE_WAIT = 1.0  # a throttle wait up to this long is slept in the task
@@ -93,7 +93,6 @@ def load_job(delivery_id: str, token: str) -> Job | str:
     in the queue), so the dispatcher cannot hand the row to another worker mid-attempt.
     """
     now = utcnow()
-    config = current_app.config
     row = db.session.execute(_LOAD, {"delivery_id": delivery_id, "token": token}).first()
     if row is None:
         db.session.rollback()
@@ -109,10 +108,11 @@ def load_job(delivery_id: str, token: str) -> Job | str:
         )
         db.session.commit()
         return "disabled" if row.disabled else "payload_expired"
-    lease = float(config["LEASE_SECONDS"])
-    needed = min(float(config["REQUEST_TIMEOUT"]) + THROTTLE_INLINE_WAIT + 30, lease / 2)
-    if row.next_attempt_at is None or row.next_attempt_at - now < timedelta(seconds=needed):
-        if not fenced_update(delivery_id, token, next_attempt_at=now + timedelta(seconds=lease)):
+    # less than half a lease left (a task that waited in the queue): renew it before the
+    # attempt, so the renewal thread (every third of a lease) takes over in time
+    needed = timedelta(seconds=lease_seconds() / 2)
+    if row.next_attempt_at is None or row.next_attempt_at - now < needed:
+        if not fenced_update(delivery_id, token, next_attempt_at=lease_deadline(now)):
             db.session.rollback()
             return "stale"
         db.session.commit()

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
-
-from flask import current_app
 
 from api.extensions import db
 from api.ids import new_id
 from api.models import Delivery, Endpoint, Message, MessageStatus, TriggerType
 from api.models.common import utcnow
+from api.services.leases import lease_deadline
 from api.services.queue import enqueue_many
 
 DELIVER_TASK = "herald.deliver"
@@ -27,11 +26,6 @@ DELIVER_TASK = "herald.deliver"
 def new_lease_token() -> str:
     """A random token that fences one claim of a delivery."""
     return secrets.token_hex(16)
-
-
-def lease_deadline() -> datetime:
-    """When a lease taken now expires."""
-    return utcnow() + timedelta(seconds=current_app.config["LEASE_SECONDS"])
 
 
 def leased_row(
@@ -51,7 +45,7 @@ def leased_row(
         "status": MessageStatus.SENDING,
         "trigger_type": trigger,
         "attempt_count": 0,
-        "next_attempt_at": lease_deadline(),
+        "next_attempt_at": lease_deadline(),  # api/services/leases.py
         "lease_token": new_lease_token(),
         "created_at": created,
         "updated_at": created,

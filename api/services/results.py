@@ -20,6 +20,7 @@ from api.models.common import utcnow
 from api.services import driver, retry
 from api.services.dispatch import claim_next_for_endpoint
 from api.services.jobs import ENDPOINT, Job, fenced_update
+from api.services.leases import lease_deadline
 from api.services.ssrf import Outcome
 
 logger = logging.getLogger(__name__)
@@ -142,7 +143,6 @@ def record(
     chain = chain and outcome.ok
     claimed: Any = None
     if db.engine.dialect.name == "postgresql":
-        lease = timedelta(seconds=current_app.config["LEASE_SECONDS"])
         (row,) = driver.execute(
             _RECORD_PG,
             {
@@ -163,7 +163,7 @@ def record(
                 "attempt_status": int(attempt_status),
                 "trigger": job.trigger_type,
                 "chain": chain,
-                "until": moment + lease,
+                "until": lease_deadline(moment),
             },
         )
         written, claimed = bool(row.written), (row if row.id is not None else None)

@@ -17,6 +17,7 @@ from api.extensions import db, get_redis
 from api.models import Delivery, MessageStatus
 from api.models.common import utcnow
 from api.services import dispatch
+from api.services.queue import QUEUE
 from tests.services.test_delivery import seed
 
 
@@ -47,6 +48,7 @@ def published(app: Flask, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ..
     """Capture what the dispatcher publishes instead of sending it to Redis (whose marker is
     set: a Redis that kept its queue, unless the test removes it)."""
     app.extensions["redis"].set(dispatch.BROKER_MARK, "1")
+    app.extensions["redis"].delete(QUEUE)  # what other tests queued (no worker runs them)
     sent: list[tuple[str, ...]] = []
     monkeypatch.setattr(
         dispatch,
