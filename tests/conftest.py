@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -380,3 +381,18 @@ def scripted_receiver() -> Iterator[Callable[[list[tuple[bytes, float]]], str]]:
     stop.set()
     server.join(timeout=5)
     listener.close()
+
+
+@pytest.fixture
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project directory for `herald devserver --project-dir` (the quickstart stack of its
+    own: var/ with the SQLite file and the dev token is not the checkout's): the checkout's
+    Procfile naming gunicorn.conf.py by its path in the checkout (it finds api/ beside itself)
+    and a link to the checkout's .venv. A short path: the embedded Redis socket lives in it."""
+    directory = tmp_path_factory.mktemp("dev")
+    procfile = (ROOT / "Procfile").read_text()
+    assert " -c gunicorn.conf.py" in procfile
+    conf = ROOT / "gunicorn.conf.py"
+    (directory / "Procfile").write_text(procfile.replace(" -c gunicorn.conf.py", f" -c {conf}"))
+    (directory / ".venv").symlink_to(ROOT / ".venv")
+    return directory

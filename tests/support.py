@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import re
+import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -93,3 +98,68 @@ def _set_status(self: Receiver, value: int) -> None:
 
 # after @dataclass: __init__ keeps `status: int = 200` and assigns through the property
 Receiver.status = property(_status, _set_status)  # type: ignore[assignment]
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def quickstart_environ() -> dict[str, str]:
+    """os.environ as a newcomer's shell would have it for `make run`: nothing steering Herald
+    or the tests (HERALD_*, TEST_*, DATABASE_URL, REDIS_URL, PORT) nor an outer make."""
+    drop = ("DATABASE_URL", "REDIS_URL", "PORT", "MAKEFLAGS")
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HERALD_", "TEST_")) and k not in drop
+    }
+
+
+@dataclass
+class Run:
+    """A quickstart command (`make run`, `herald devserver`) in its own session (process
+    group, like a terminal's foreground job), its output collected by a thread."""
+
+    process: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, argv: list[str], cwd: Path) -> Run:
+        process = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=quickstart_environ(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        run = cls(process)
+
+        def pump() -> None:
+            assert process.stdout is not None
+            for line in process.stdout:
+                run.lines.append(line.rstrip("\n"))
+
+        threading.Thread(target=pump, daemon=True).start()
+        return run
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        regex = re.compile(pattern)
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if match := regex.search(line):
+                    return match
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"no {pattern!r} in:\n" + "\n".join(self.lines[-60:]))
+
+    def group_ids(self) -> set[int]:
+        """The process groups the devserver started (each child is a session leader)."""
+        return {int(m) for m in re.findall(r"\| \w+ started \(pid (\d+)\)", "\n".join(self.lines))}

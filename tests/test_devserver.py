@@ -11,12 +11,9 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -30,6 +27,7 @@ from api.devserver import (
     prepare_database,
     read_procfile,
 )
+from tests.support import Run, free_port
 
 HERALD = Path(sys.executable).parent / "herald"
 # make must see SIGINT with its default disposition (a background job of a script ignores it)
@@ -39,76 +37,14 @@ MAKE_WITH_DEFAULT_SIGINT = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class Run:
-    """A `make run` in its own session, its output collected by a thread."""
-
-    process: subprocess.Popen[str]
-    lines: list[str] = field(default_factory=list)
-
-    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        regex = re.compile(pattern)
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if match := regex.search(line):
-                    return match
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise AssertionError(f"no {pattern!r} in:\n" + "\n".join(self.lines[-60:]))
-
-    def group_ids(self) -> set[int]:
-        """The process groups the devserver started (each child is a session leader)."""
-        return {int(m) for m in re.findall(r"\| \w+ started \(pid (\d+)\)", "\n".join(self.lines))}
-
-
-@pytest.fixture
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A project directory with the checkout's Procfile, gunicorn.conf.py named by its path
-    in the checkout (it finds api/config.py beside itself). A short path: the embedded Redis
-    socket lives in it."""
-    directory = tmp_path_factory.mktemp("dev")
-    procfile = (ROOT / "Procfile").read_text()
-    conf = ROOT / "gunicorn.conf.py"
-    assert " -c gunicorn.conf.py" in procfile
-    (directory / "Procfile").write_text(procfile.replace(" -c gunicorn.conf.py", f" -c {conf}"))
-    return directory
-
-
 @pytest.fixture
 def make_run(project: Path) -> Iterator[tuple[Run, int]]:
     """`make run` of a Makefile whose run target is `herald devserver` on `project`."""
     port = free_port()
     makefile = project / "Makefile"
     makefile.write_text(f"run:\n\t{HERALD} devserver --project-dir {project} --port {port}\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HERALD_", "TEST_"))}
-    for name in ("DATABASE_URL", "REDIS_URL", "PORT", "MAKEFLAGS"):
-        env.pop(name, None)
-    process = subprocess.Popen(
-        [sys.executable, "-c", MAKE_WITH_DEFAULT_SIGINT, str(makefile)],
-        cwd=project,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # its own process group, like a terminal's foreground job
-    )
-    run = Run(process)
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            run.lines.append(line.rstrip("\n"))
-
-    threading.Thread(target=pump, daemon=True).start()
+    run = Run.start([sys.executable, "-c", MAKE_WITH_DEFAULT_SIGINT, str(makefile)], project)
+    process = run.process
     try:
         yield run, port
     finally:

@@ -4,7 +4,6 @@ when PostgreSQL or Redis cannot be reached."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from tests.conftest import (
     disposable_database_url,
     same_database,
 )
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER = "postgresql://postgres@127.0.0.1:5432"
@@ -140,12 +140,6 @@ def test_suite_refuses_a_test_database_that_database_url_names(user_database: st
     lines = [line for line in output.splitlines() if line.strip()]
     assert code == 4 and len(lines) == 1 and "refusing to run" in lines[0], output
     assert users_left(user_database) == [(42,)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.mark.slow

@@ -12,17 +12,15 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from api.config import ROOT
+from tests.support import Run, free_port
 
 README = ROOT / "README.md"
 HERALD = Path(sys.executable).parent / "herald"
@@ -41,43 +39,19 @@ def test_tour_has_a_shell_part_and_an_sdk_part() -> None:
     assert languages == ["sh", "python"]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
+def stack(project: Path) -> Iterator[tuple[Path, int]]:
     """`herald devserver` in its own project directory; yields (directory, port) once ready."""
-    project = tmp_path_factory.mktemp("tour")  # short: the embedded Redis socket lives in it
-    procfile = (ROOT / "Procfile").read_text()
-    (project / "Procfile").write_text(
-        procfile.replace(" -c gunicorn.conf.py", f" -c {ROOT / 'gunicorn.conf.py'}")
-    )
-    (project / ".venv").symlink_to(ROOT / ".venv")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HERALD_", "TEST_"))}
-    for name in ("DATABASE_URL", "REDIS_URL", "PORT"):
-        env.pop(name, None)
-    process = subprocess.Popen(
-        [str(HERALD), "devserver", "--project-dir", str(project), "--port", str(port)],
-        cwd=project,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+    run = Run.start(
+        [str(HERALD), "devserver", "--project-dir", str(project), "--port", str(port)], project
     )
-    lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(process.stdout or []), daemon=True).start()
-    deadline = time.monotonic() + 120
-    while not any("| ready in " in line for line in lines):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise AssertionError("devserver never ready:\n" + "".join(lines[-60:]))
-        time.sleep(0.2)
+    process = run.process
+    try:
+        run.wait_for(r"\| ready in ", 120)
+    except AssertionError:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
     try:
         yield project, port
     finally:

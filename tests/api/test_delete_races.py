@@ -86,26 +86,21 @@ def _race(app: Flask, jobs: list[Job], path: str, token: str) -> list[Any]:
     return errors
 
 
-def test_delete_application_while_attempts_are_recorded_never_fails(app: Flask) -> None:
+@pytest.mark.parametrize("target", ["application", "endpoint"])
+def test_delete_while_attempts_are_recorded_never_fails(app: Flask, target: str) -> None:
     errors = []
     for attempt in range(TRIES):
-        token, app_id, _, jobs = _seed(app, f"race-app-{attempt}")
-        errors += _race(app, jobs, f"/api/v1/app/{app_id}", token)
-        with app.app_context():
-            assert db.session.get(Application, app_id) is None
-            assert db.session.scalar(select(func.count()).where(Delivery.app_id == app_id)) == 0
-    assert errors == []
-
-
-def test_delete_endpoint_while_attempts_are_recorded_never_fails(app: Flask) -> None:
-    errors = []
-    for attempt in range(TRIES):
-        token, app_id, endpoint_id, jobs = _seed(app, f"race-ep-{attempt}")
-        errors += _race(app, jobs, f"/api/v1/app/{app_id}/endpoint/{endpoint_id}", token)
+        token, app_id, endpoint_id, jobs = _seed(app, f"race-{target}-{attempt}")
+        path = f"/api/v1/app/{app_id}"
+        if target == "endpoint":
+            path += f"/endpoint/{endpoint_id}"
+        errors += _race(app, jobs, path, token)
         with app.app_context():
             assert db.session.get(Endpoint, endpoint_id) is None
             left = select(func.count()).where(
                 Delivery.endpoint_id == endpoint_id, Delivery.status == MessageStatus.SENDING
             )
             assert db.session.scalar(left) == 0
+            if target == "application":
+                assert db.session.get(Application, app_id) is None
     assert errors == []

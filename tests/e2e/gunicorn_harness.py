@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -37,6 +36,7 @@ from sqlalchemy.engine import make_url
 
 from tests.conftest import DATABASE_URL as SUITE_DATABASE_URL
 from tests.conftest import REDIS_URL as SUITE_REDIS_URL
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -123,12 +123,6 @@ def clean_environ() -> dict[str, str]:
         "TEST_REDIS_URL",
     )
     return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- processes ---------------------------------------------------------------------------------

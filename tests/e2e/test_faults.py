@@ -34,7 +34,7 @@ from api.services.queue import QUEUE
 from tests.conftest import DATABASE_URL
 from tests.e2e.settle import Outcome, settle
 from tests.services.test_delivery import seed
-from tests.support import Receiver
+from tests.support import Receiver, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("committed_db")]
 
@@ -45,12 +45,6 @@ RECOVERY_BOUND = 15.0  # s: every message arrives this soon after it was accepte
 # the fault was over (Redis answering again, the killed worker restarted), whichever is later
 BOOT_TIMEOUT = 90.0  # a celery worker or redis-server starting on a loaded 2-core machine
 POOL = os.environ.get("HERALD_FAULT_POOL", "threads")  # as in the Procfile
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_redis(port: int, log: Path) -> subprocess.Popen[bytes]:
