@@ -34,7 +34,7 @@ BASE: dict[str, Any] = {
     "WHITELIST_SUBNETS": "",
     "REQUEST_TIMEOUT": 15.0,
     "DISPATCH_INTERVAL": 2.0,
-    "LEASE_SECONDS": 10,  # renewed while a delivery is being sent (api/services/leases.py)
+    "LEASE_SECONDS": 10,  # renewed while a delivery is being sent (api/services/delivery/leases.py)
     "ENDPOINT_DISABLE_AFTER": 5 * 24 * 3600,
     "AUTH_CACHE_SECONDS": 30,
     "DB_POOL_SIZE": 20,  # kept open: a worker's threads would otherwise reconnect constantly

@@ -17,7 +17,7 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TextIO
 
-from api.services.signing import sign
+from api.services.delivery.signing import sign
 
 TOLERANCE_SECONDS = 5 * 60  # what the Standard Webhooks / svix verifiers accept
 BODY_PREVIEW = 500

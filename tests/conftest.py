@@ -36,7 +36,7 @@ from api import create_app
 from api.config import ROOT, normalize_database_url
 from api.extensions import db, get_redis
 from api.services import tokens
-from api.services.dispatch import BROKER_MARK
+from api.services.delivery.claim import BROKER_MARK
 from tests.support import Received, Receiver
 
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/herald_test"

@@ -13,7 +13,7 @@ from api.errors import Conflict, Unprocessable
 from api.extensions import db
 from api.models import Application, Delivery
 from api.pagination import Page, paginate
-from api.services import outbox
+from api.services.delivery import outbox
 from api.services.lookup import find_application, get_application
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from api.extensions import db
 from api.models import Delivery, Message, MessageAttempt, TriggerType
 from api.models.common import utcnow
 from api.pagination import Page, paginate
-from api.services import outbox
+from api.services.delivery import outbox
 from api.services.filters import id_bounds, message_filters
 from api.services.lookup import (
     get_app_endpoint,

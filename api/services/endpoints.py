@@ -17,7 +17,7 @@ from api.extensions import db
 from api.models import Application, Delivery, Endpoint
 from api.models.common import utcnow
 from api.pagination import Page, paginate
-from api.services import outbox
+from api.services.delivery import outbox
 from api.services.event_types import check_event_types
 from api.services.lookup import get_app_endpoint, get_application, get_endpoint
 

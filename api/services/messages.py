@@ -17,7 +17,8 @@ from api.ids import is_id, new_id
 from api.models import Application, Delivery, Endpoint, Message, MessageStatus, TriggerType
 from api.models.common import utcnow
 from api.pagination import Page, paginate
-from api.services import driver, outbox
+from api.services import driver
+from api.services.delivery import outbox
 from api.services.filters import id_bounds, message_filters
 from api.services.lookup import (
     get_app_message,

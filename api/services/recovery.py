@@ -20,7 +20,7 @@ from api.models import (
     TriggerType,
 )
 from api.models.common import utcnow
-from api.services import outbox
+from api.services.delivery import outbox
 from api.services.filters import clamp_moment
 from api.services.lookup import (
     get_app_endpoint,

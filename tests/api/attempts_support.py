@@ -33,7 +33,7 @@ def enqueued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
         return True
 
     monkeypatch.setattr(
-        "api.services.outbox.enqueue_many",
+        "api.services.delivery.outbox.enqueue_many",
         lambda name, arg_lists: sum(fake(name, *args) for args in arg_lists),
     )
     monkeypatch.setattr("api.services.recovery.enqueue", fake)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from datetime import timedelta
 from typing import Any
@@ -14,9 +16,11 @@ from api.models import (
     Endpoint,
     Message,
     MessageAttempt,
+    Organization,
     TriggerType,
 )
 from api.models.common import utcnow
+from api.services.delivery import outbox
 
 
 def add_endpoint(app: Application, **fields: Any) -> Endpoint:
@@ -81,3 +85,42 @@ def add_attempt(
     db.session.add(attempt)
     db.session.commit()
     return attempt
+
+
+SECRET = "whsec_" + base64.b64encode(b"s" * 24).decode()
+OLD_SECRET = "whsec_" + base64.b64encode(b"o" * 24).decode()
+PAYLOAD = json.dumps({"type": "user.created", "name": "Zoë"}, separators=(",", ":"))
+
+
+def seed(
+    url: str,
+    *,
+    payload: str | None = PAYLOAD,
+    trigger: TriggerType = TriggerType.SCHEDULED,
+    commit: bool = True,
+    **endpoint_fields: Any,
+) -> Delivery:
+    """An org, app, endpoint and message plus one leased delivery (outbox-made)."""
+    org = Organization(name=f"org-{utcnow().timestamp()}-{id(endpoint_fields)}")
+    db.session.add(org)
+    db.session.flush()
+    app = Application(org_id=org.id, name="app")
+    db.session.add(app)
+    db.session.flush()
+    fields = {"secret": SECRET, "old_keys": [], "headers": {}, **endpoint_fields}
+    endpoint = Endpoint(app_id=app.id, url=url, **fields)
+    message = Message(
+        app_id=app.id,
+        org_id=org.id,
+        event_type="user.created",
+        payload=payload,
+        expiration=utcnow() + timedelta(days=90),
+    )
+    db.session.add_all([endpoint, message])
+    db.session.flush()
+    delivery = outbox.add_delivery(message, endpoint, trigger)
+    if commit:  # committed (a SAVEPOINT here): a rollback inside deliver() keeps it
+        db.session.commit()
+    else:
+        db.session.flush()
+    return delivery

@@ -14,9 +14,10 @@ from sqlalchemy import func, select
 from api.extensions import db
 from api.models import Application, Delivery, Endpoint, Message, MessageStatus
 from api.models.common import utcnow
-from api.services import outbox, results, tokens
-from api.services.jobs import Job, load_job
-from api.services.ssrf import Outcome
+from api.services import tokens
+from api.services.delivery import outbox, record
+from api.services.delivery.http_client import Outcome
+from api.services.delivery.load import Job, load_job
 
 pytestmark = [pytest.mark.postgresql_only, pytest.mark.usefixtures("committed_db")]
 
@@ -57,12 +58,12 @@ def _race(app: Flask, jobs: list[Job], path: str, token: str) -> list[Any]:
     errors: list[Any] = []
     start = threading.Barrier(RECORDERS + 1)
 
-    def record(share: list[Job]) -> None:
+    def recorder(share: list[Job]) -> None:
         with app.app_context():
             start.wait()
             for job in share:
                 try:
-                    results.record(job, Outcome(500, "busy", 3))
+                    record.record(job, Outcome(500, "busy", 3))
                 except Exception as exc:  # a deadlock victim, or anything else
                     errors.append(repr(exc))
                     db.session.rollback()
@@ -75,7 +76,7 @@ def _race(app: Flask, jobs: list[Job], path: str, token: str) -> list[Any]:
             errors.append((response.status_code, response.get_json()))
 
     threads = [
-        threading.Thread(target=record, args=(jobs[i::RECORDERS],)) for i in range(RECORDERS)
+        threading.Thread(target=recorder, args=(jobs[i::RECORDERS],)) for i in range(RECORDERS)
     ]
     threads.append(threading.Thread(target=delete))
     for thread in threads:

@@ -28,7 +28,7 @@ from svix.webhooks import Webhook
 
 from api.extensions import db
 from api.models import MessageAttempt
-from api.services.dispatch import dispatch_due
+from api.services.delivery.claim import dispatch_due
 from tests.support import SLOW_MACHINE_TIMEOUT, Received, Receiver, eventually
 
 pytestmark = pytest.mark.usefixtures("celery_worker")

@@ -31,9 +31,9 @@ from sqlalchemy import select
 from api.extensions import db
 from api.models import Delivery, MessageAttempt, MessageStatus
 from api.services.queue import QUEUE
+from tests.api.factories import seed
 from tests.conftest import DATABASE_URL
 from tests.e2e.settle import Outcome, settle
-from tests.services.test_delivery import seed
 from tests.support import Receiver, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("committed_db")]

@@ -12,9 +12,9 @@ from sqlalchemy import text
 
 from api.extensions import db
 from api.models import MessageStatus
+from tests.api.factories import seed
 from tests.conftest import DATABASE_URL
 from tests.e2e.settle import settle
-from tests.services.test_delivery import seed
 from tests.support import Received, Receiver
 
 pytestmark = pytest.mark.usefixtures("committed_db")

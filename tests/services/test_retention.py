@@ -9,9 +9,9 @@ from freezegun import freeze_time
 from api.extensions import db
 from api.models import Message
 from api.models.common import utcnow
-from api.services.delivery import deliver
+from api.services.delivery.deliver import deliver
 from api.services.retention import purge_expired_payloads
-from tests.services.test_delivery import seed
+from tests.api.factories import seed
 
 
 def test_purge_nulls_only_expired_payloads(db_session: object) -> None:

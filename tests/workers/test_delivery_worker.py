@@ -10,10 +10,10 @@ from flask import Flask
 from api.extensions import db
 from api.models import Delivery, MessageAttempt
 from api.models.common import utcnow
-from api.services import outbox
-from api.services.dispatch import dispatch_due
+from api.services.delivery import outbox
+from api.services.delivery.claim import dispatch_due
 from api.services.queue import enqueue
-from tests.services.test_delivery import seed
+from tests.api.factories import seed
 from tests.support import Receiver
 
 

@@ -9,7 +9,7 @@ import pytest
 import standardwebhooks
 from svix.webhooks import Webhook, WebhookVerificationError
 
-from api.services.signing import live_keys, sign, webhook_headers
+from api.services.delivery.signing import live_keys, sign, webhook_headers
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 24).decode()
 OLD = "whsec_" + base64.b64encode(b"o" * 24).decode()

@@ -17,7 +17,7 @@ from api.extensions import db
 from api.ids import new_id
 from api.models import Delivery, Endpoint, Message, MessageStatus, TriggerType
 from api.models.common import utcnow
-from api.services.leases import lease_deadline
+from api.services.delivery.leases import lease_deadline
 from api.services.queue import enqueue_many
 
 DELIVER_TASK = "herald.deliver"
@@ -45,7 +45,7 @@ def leased_row(
         "status": MessageStatus.SENDING,
         "trigger_type": trigger,
         "attempt_count": 0,
-        "next_attempt_at": lease_deadline(),  # api/services/leases.py
+        "next_attempt_at": lease_deadline(),  # api/services/delivery/leases.py
         "lease_token": new_lease_token(),
         "created_at": created,
         "updated_at": created,

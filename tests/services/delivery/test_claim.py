@@ -1,4 +1,5 @@
-"""dispatch_due(): claims due rows only, re-leases them, bounds in-flight work, skips locks."""
+"""The dispatcher (claim.py): claims due rows only, re-leases them, bounds in-flight work,
+skips locks; notices a Redis that came back empty."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from flask import Flask
 from api.extensions import db, get_redis
 from api.models import Delivery, MessageStatus
 from api.models.common import utcnow
-from api.services import dispatch
+from api.services.delivery import claim
 from api.services.queue import QUEUE
-from tests.services.test_delivery import seed
+from tests.api.factories import seed
 
 
 @contextmanager
@@ -47,11 +48,11 @@ def serve(got: list[Any]) -> Iterator[str]:
 def published(app: Flask, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
     """Capture what the dispatcher publishes instead of sending it to Redis (whose marker is
     set: a Redis that kept its queue, unless the test removes it)."""
-    app.extensions["redis"].set(dispatch.BROKER_MARK, "1")
+    app.extensions["redis"].set(claim.BROKER_MARK, "1")
     app.extensions["redis"].delete(QUEUE)  # what other tests queued (no worker runs them)
     sent: list[tuple[str, ...]] = []
     monkeypatch.setattr(
-        dispatch,
+        claim,
         "enqueue_many",
         lambda name, arg_lists: sent.extend((name, *args) for args in arg_lists),
     )
@@ -74,7 +75,7 @@ def test_dispatch_due_claims_only_due_rows(
 ) -> None:
     due, later = _make(due=True), _make(due=False)
     done = _make(due=True, status=MessageStatus.SUCCESS)
-    assert dispatch.dispatch_due() == 1
+    assert claim.dispatch_due() == 1
     [(name, delivery_id, token)] = published
     assert (name, delivery_id) == ("herald.deliver", due)
     db.session.expire_all()
@@ -90,7 +91,7 @@ def test_dispatch_due_reclaims_expired_lease_with_new_token(
     db_session: object, published: list[tuple[str, ...]]
 ) -> None:
     stuck = _make(due=True, leased=True)  # its worker died: the lease ran out
-    assert dispatch.dispatch_due() == 1
+    assert claim.dispatch_due() == 1
     assert published[0][1] == stuck and published[0][2] != "tok"
 
 
@@ -98,7 +99,7 @@ def test_dispatch_due_leaves_running_leases_while_redis_keeps_its_queue(
     db_session: object, published: list[tuple[str, ...]]
 ) -> None:
     _make(due=False, leased=True)
-    assert dispatch.dispatch_due() == 0 and published == []
+    assert claim.dispatch_due() == 0 and published == []
 
 
 def test_dispatch_due_republishes_running_leases_when_redis_came_back_empty(
@@ -106,14 +107,14 @@ def test_dispatch_due_republishes_running_leases_when_redis_came_back_empty(
 ) -> None:
     queued = _make(due=False, leased=True)  # leased, its task in the queue Redis lost
     later = _make(due=False)  # a retry scheduled for later: not a lease
-    get_redis().delete(dispatch.BROKER_MARK)  # what a restart without persistence leaves
-    assert dispatch.dispatch_due() == 1
+    get_redis().delete(claim.BROKER_MARK)  # what a restart without persistence leaves
+    assert claim.dispatch_due() == 1
     [(_, delivery_id, token)] = published
     assert delivery_id == queued and token != "tok"  # a new lease: the old task is stale
-    assert get_redis().get(dispatch.BROKER_MARK) is not None
+    assert get_redis().get(claim.BROKER_MARK) is not None
     db.session.expire_all()
     assert db.session.get(Delivery, later).lease_token is None  # type: ignore[union-attr]
-    assert dispatch.dispatch_due() == 0  # the marker is back: nothing more to release
+    assert claim.dispatch_due() == 0  # the marker is back: nothing more to release
 
 
 def test_dispatch_due_respects_in_flight_cap(
@@ -126,8 +127,8 @@ def test_dispatch_due_respects_in_flight_cap(
     monkeypatch.setitem(app.config, "DISPATCH_BATCH", 2)
     _make(due=False, leased=True)  # one lease still running
     ids = {_make(due=True) for _ in range(4)}
-    assert dispatch.dispatch_due() == 2
-    assert dispatch.dispatch_due() == 0  # full: 3 in flight
+    assert claim.dispatch_due() == 2
+    assert claim.dispatch_due() == 0  # full: 3 in flight
     assert {p[1] for p in published} <= ids
 
 
@@ -140,9 +141,9 @@ def test_claim_skips_rows_locked_by_another_dispatcher(
             _make(due=True)
     with app.app_context():  # dispatcher A holds its claim open (not committed yet)
         now = utcnow()
-        first = dispatch._claim_postgresql(now, now + timedelta(seconds=60), 4, 4)
+        first = claim._claim_postgresql(now, now + timedelta(seconds=60), 4, 4)
         with app.app_context():  # dispatcher B, another session and connection
-            second = dispatch.claim_due(10)
+            second = claim.claim_due(10)
         db.session.commit()
     assert len(first) == 4 and len(second) == 2
     assert not {i for i, _ in first} & {i for i, _ in second}
@@ -159,23 +160,23 @@ def _on_one_endpoint(count: int, due: bool = True, leased: bool = False) -> list
 
 
 @pytest.mark.parametrize(
-    "claim",
+    "claimer",
     [pytest.param("_claim_postgresql", marks=pytest.mark.postgresql_only), "_claim_generic"],
 )
-def test_claim_is_fair_per_endpoint(db_session: object, claim: str) -> None:
+def test_claim_is_fair_per_endpoint(db_session: object, claimer: str) -> None:
     busy = _on_one_endpoint(6)
     other = _make(due=True)
     now = utcnow()
-    claimed = [c[0] for c in getattr(dispatch, claim)(now, now + timedelta(seconds=60), 10, 2)]
+    claimed = [c[0] for c in getattr(claim, claimer)(now, now + timedelta(seconds=60), 10, 2)]
     assert len([i for i in claimed if i in busy]) == 2 and other in claimed
-    again = getattr(dispatch, claim)(now, now + timedelta(seconds=60), 10, 2)
+    again = getattr(claim, claimer)(now, now + timedelta(seconds=60), 10, 2)
     assert again == []  # the busy endpoint already has its 2 leases in flight
 
 
 def test_claim_next_for_endpoint_takes_oldest_due_row(db_session: object) -> None:
     ids = _on_one_endpoint(3)
     endpoint_id = db.session.get(Delivery, ids[0]).endpoint_id  # type: ignore[union-attr]
-    claimed = [dispatch.claim_next_for_endpoint(endpoint_id) for _ in range(4)]
+    claimed = [claim.claim_next_for_endpoint(endpoint_id) for _ in range(4)]
     assert sorted(c[0] for c in claimed if c) == sorted(ids) and claimed[3] is None
 
 
@@ -186,7 +187,7 @@ def test_sqlite_quickstart_path_delivers_and_chains(
     from flask_migrate import upgrade
 
     from api import create_app
-    from api.services.delivery import deliver
+    from api.services.delivery.deliver import deliver
     from tests.conftest import test_overrides
 
     sqlite_app = create_app(
@@ -204,7 +205,7 @@ def test_sqlite_quickstart_path_delivers_and_chains(
         for delivery_id in ids:
             db.session.get(Delivery, delivery_id).endpoint_id = endpoint_id  # type: ignore[union-attr]
         db.session.commit()
-        assert dispatch.dispatch_due() == 1  # one lease per endpoint (cap 1)
+        assert claim.dispatch_due() == 1  # one lease per endpoint (cap 1)
         _, first, token = published[0]
         assert deliver(first, token) == "success"
         db.session.expire_all()

@@ -11,7 +11,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from api.services.ssrf import DestinationBlocked, blocked_reason, post, resolve_checked
+from api.services.delivery.http_client import (
+    DestinationBlocked,
+    blocked_reason,
+    post,
+    resolve_checked,
+)
 
 LOOPBACK = [ipaddress.ip_network("127.0.0.0/8")]
 

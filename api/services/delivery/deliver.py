@@ -1,7 +1,7 @@
 """Deliver one leased delivery: load its job, throttle, POST (outside any transaction), record.
 
 Entry point: `deliver(delivery_id, lease_token)`, run by the `herald.deliver` task. The job
-and its lease: api/services/jobs.py; recording the outcome: api/services/results.py.
+and its lease: load.py; recording the outcome: record.py.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from flask import current_app
 
 from api.config import ROOT
 from api.extensions import get_redis
-from api.services import jobs, leases, results, throttle
-from api.services.dispatch import per_endpoint_limit
-from api.services.signing import webhook_headers
-from api.services.ssrf import Outcome, post
+from api.services.delivery import leases, load, record, throttle
+from api.services.delivery.claim import per_endpoint_limit
+from api.services.delivery.http_client import Outcome, post
+from api.services.delivery.signing import webhook_headers
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ CHAIN_MAX = 100  # deliveries one task may go on with after a success (same endp
 CHAIN_SECONDS = 10.0
 
 
-def send(job: jobs.Job) -> Outcome:
+def send(job: load.Job) -> Outcome:
     """POST the exact stored body with fresh signatures (timestamp taken now)."""
     config = current_app.config
     timestamp = int(time.time())
@@ -60,16 +60,16 @@ def deliver(delivery_id: str, lease_token: str) -> str:
     without a dispatcher round trip per row, holding one concurrency slot for the whole run.
     Returns what happened to the first delivery.
     """
-    job = jobs.load_job(delivery_id, lease_token)
+    job = load.load_job(delivery_id, lease_token)
     if isinstance(job, str):
         return job
     config = current_app.config
     client = get_redis()
     holder = f"{delivery_id}:{lease_token}"
-    hold = 2 * float(config["REQUEST_TIMEOUT"]) + jobs.THROTTLE_INLINE_WAIT + CHAIN_SECONDS + 10
+    hold = 2 * float(config["REQUEST_TIMEOUT"]) + load.THROTTLE_INLINE_WAIT + CHAIN_SECONDS + 10
     if not throttle.acquire_slot(client, job.endpoint_id, holder, per_endpoint_limit(), hold):
         # the dispatcher hands out at most the cap per endpoint: this is a short race
-        jobs.park(job, random.uniform(0.5, 1.5))
+        load.park(job, random.uniform(0.5, 1.5))
         return "busy"
     started, chained = time.monotonic(), 0
     try:
@@ -85,25 +85,25 @@ def deliver(delivery_id: str, lease_token: str) -> str:
     return label
 
 
-def _attempt_job(job: jobs.Job, chain: bool) -> tuple[str, jobs.Job | None]:
+def _attempt_job(job: load.Job, chain: bool) -> tuple[str, load.Job | None]:
     """Throttle, POST and the fenced record (the caller holds the concurrency slot), the
     lease renewed meanwhile."""
     with leases.holding(job.delivery_id, job.lease_token):
         return _throttled_attempt(job, chain)
 
 
-def _throttled_attempt(job: jobs.Job, chain: bool) -> tuple[str, jobs.Job | None]:
+def _throttled_attempt(job: load.Job, chain: bool) -> tuple[str, load.Job | None]:
     if job.throttle_rate:
         wait = throttle.reserve_slot(
             get_redis(),
             job.endpoint_id,
             job.delivery_id,
             float(job.throttle_rate),
-            jobs.THROTTLE_INLINE_WAIT,
+            load.THROTTLE_INLINE_WAIT,
         )
-        if wait > jobs.THROTTLE_INLINE_WAIT:
-            jobs.park(job, wait)
+        if wait > load.THROTTLE_INLINE_WAIT:
+            load.park(job, wait)
             return "throttled", None
         if wait > 0:
             time.sleep(wait)
-    return results.record_attempt(job, send(job), chain=chain)
+    return record.record_attempt(job, send(job), chain=chain)

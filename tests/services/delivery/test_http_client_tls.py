@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from api.services.ssrf import DestinationBlocked, guarded_session
+from api.services.delivery.http_client import DestinationBlocked, guarded_session
 
 LOOPBACK = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
 

@@ -9,7 +9,7 @@ from email.utils import format_datetime
 import pytest
 from freezegun import freeze_time
 
-from api.services.retry import next_delay, parse_retry_after
+from api.services.delivery.retry import next_delay, parse_retry_after
 
 SCHEDULE = [5, 300, 1800]
 

@@ -11,7 +11,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from api.services.throttle import acquire_slot, release_slot, reserve_slot
+from api.services.delivery.throttle import acquire_slot, release_slot, reserve_slot
 from tests.conftest import REDIS_URL
 
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import base64
-import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 import standardwebhooks
@@ -17,60 +15,19 @@ from svix.webhooks import Webhook
 
 from api.extensions import db
 from api.models import (
-    Application,
     Delivery,
     Endpoint,
-    Message,
     MessageAttempt,
     MessageStatus,
-    Organization,
     TriggerType,
 )
 from api.models.common import utcnow
-from api.services import outbox
-from api.services.delivery import USER_AGENT, deliver
-from api.services.jobs import Job, load_job
-from api.services.results import record_attempt, record_outcome
-from api.services.ssrf import Outcome
+from api.services.delivery.deliver import USER_AGENT, deliver
+from api.services.delivery.http_client import Outcome
+from api.services.delivery.load import Job, load_job
+from api.services.delivery.record import record_attempt, record_outcome
+from tests.api.factories import OLD_SECRET, PAYLOAD, SECRET, seed
 from tests.support import Receiver
-
-SECRET = "whsec_" + base64.b64encode(b"s" * 24).decode()
-OLD_SECRET = "whsec_" + base64.b64encode(b"o" * 24).decode()
-PAYLOAD = json.dumps({"type": "user.created", "name": "Zoë"}, separators=(",", ":"))
-
-
-def seed(
-    url: str,
-    *,
-    payload: str | None = PAYLOAD,
-    trigger: TriggerType = TriggerType.SCHEDULED,
-    commit: bool = True,
-    **endpoint_fields: Any,
-) -> Delivery:
-    """An org, app, endpoint and message plus one leased delivery (outbox-made)."""
-    org = Organization(name=f"org-{utcnow().timestamp()}-{id(endpoint_fields)}")
-    db.session.add(org)
-    db.session.flush()
-    app = Application(org_id=org.id, name="app")
-    db.session.add(app)
-    db.session.flush()
-    fields = {"secret": SECRET, "old_keys": [], "headers": {}, **endpoint_fields}
-    endpoint = Endpoint(app_id=app.id, url=url, **fields)
-    message = Message(
-        app_id=app.id,
-        org_id=org.id,
-        event_type="user.created",
-        payload=payload,
-        expiration=utcnow() + timedelta(days=90),
-    )
-    db.session.add_all([endpoint, message])
-    db.session.flush()
-    delivery = outbox.add_delivery(message, endpoint, trigger)
-    if commit:  # committed (a SAVEPOINT here): a rollback inside deliver() keeps it
-        db.session.commit()
-    else:
-        db.session.flush()
-    return delivery
 
 
 def attempts_of(delivery_id: str) -> list[MessageAttempt]:
@@ -211,7 +168,7 @@ def test_deliver_parks_when_endpoint_concurrency_is_full(
     monkeypatch.setitem(app.config, "ENDPOINT_CONCURRENCY", 1)
     d = seed(receiver.url)
     from api.extensions import get_redis
-    from api.services.throttle import acquire_slot, release_slot
+    from api.services.delivery.throttle import acquire_slot, release_slot
 
     assert acquire_slot(get_redis(), d.endpoint_id, "someone", 1, 30)
     try:
@@ -227,7 +184,7 @@ def test_deliver_throttled_endpoint_parks_without_counting_attempt(
     db_session: object, receiver: Receiver
 ) -> None:
     from api.extensions import get_redis
-    from api.services.throttle import reserve_slot
+    from api.services.delivery.throttle import reserve_slot
 
     first, second = seed(receiver.url, throttle_rate=1), seed(receiver.url)
     second.endpoint_id = first.endpoint_id

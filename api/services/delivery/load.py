@@ -14,8 +14,8 @@ from sqlalchemy import bindparam, select, update
 from api.extensions import db
 from api.models import Delivery, Endpoint, Message, MessageStatus
 from api.models.common import utcnow
-from api.services.leases import lease_deadline, lease_seconds
-from api.services.signing import live_keys
+from api.services.delivery.leases import lease_deadline, lease_seconds
+from api.services.delivery.signing import live_keys
 
 THROTTLE_INLINE_WAIT = 1.0  # a throttle wait up to this long is slept in the task
 

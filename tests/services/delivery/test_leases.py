@@ -12,9 +12,9 @@ from freezegun import freeze_time
 
 from api.extensions import db
 from api.models import Delivery, MessageStatus
-from api.services import dispatch, leases
-from api.services.delivery import deliver
-from tests.services.test_delivery import seed
+from api.services.delivery import claim, leases
+from api.services.delivery.deliver import deliver
+from tests.api.factories import seed
 from tests.support import Receiver
 
 
@@ -68,7 +68,7 @@ def test_lease_of_a_slow_attempt_is_renewed_and_never_claimed_again(
         time.sleep(0.05)
     while worker.is_alive():  # while the receiver holds the request
         with app.app_context():
-            claimed_meanwhile += dispatch.claim_due(10)
+            claimed_meanwhile += claim.claim_due(10)
             db.session.remove()
         time.sleep(0.2)
     worker.join()

@@ -23,8 +23,8 @@ from sqlalchemy import Row, func, select, text, update
 from api.extensions import db, get_redis
 from api.models import Delivery, Message, MessageStatus
 from api.models.common import utcnow
-from api.services.leases import lease_deadline
-from api.services.outbox import DELIVER_TASK, new_lease_token
+from api.services.delivery.leases import lease_deadline
+from api.services.delivery.outbox import DELIVER_TASK, new_lease_token
 from api.services.queue import QUEUE, enqueue_many
 
 logger = logging.getLogger(__name__)

@@ -17,11 +17,12 @@ from api.extensions import db
 from api.ids import new_id
 from api.models import MessageAttempt, MessageStatus, TriggerType
 from api.models.common import utcnow
-from api.services import driver, retry
-from api.services.dispatch import claim_next_for_endpoint
-from api.services.jobs import ENDPOINT, Job, fenced_update
-from api.services.leases import lease_deadline
-from api.services.ssrf import Outcome
+from api.services import driver
+from api.services.delivery import retry
+from api.services.delivery.claim import claim_next_for_endpoint
+from api.services.delivery.http_client import Outcome
+from api.services.delivery.leases import lease_deadline
+from api.services.delivery.load import ENDPOINT, Job, fenced_update
 
 logger = logging.getLogger(__name__)
 

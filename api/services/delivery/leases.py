@@ -6,7 +6,7 @@ or held by a killed worker is due again within seconds; the worker renews the le
 deliveries it is sending (one UPDATE for all of them, every quarter of a lease, for those held
 longer than an eighth), so an attempt may take the whole HERALD_REQUEST_TIMEOUT and more
 without another worker taking its row. A lease is at least half a lease from its end when
-its attempt starts (`jobs.load_job` renews it otherwise), so renewal always comes in time.
+its attempt starts (`load.load_job` renews it otherwise), so renewal always comes in time.
 """
 
 from __future__ import annotations

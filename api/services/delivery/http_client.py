@@ -1,8 +1,10 @@
-"""Guarded outbound HTTP: refuse non-public addresses, connect only to the address checked.
+"""The HTTP client that sends webhooks: `post()` never raises for transport errors.
 
-The check lives in the connection class (`_new_conn`), so the socket is opened to exactly the
-IP that passed the check (no DNS rebinding window) while Host and TLS SNI/certificate checks
-keep using the URL's host name.
+SSRF guard: non-public addresses are refused, and the check lives in the connection class
+(`_new_conn`), so the socket is opened to exactly the IP that passed the check (no DNS
+rebinding window) while Host and TLS SNI/certificate checks keep using the URL's host name.
+Deadline: the timeout bounds the whole request on the wall clock (`Watch`, `Deadlines`).
+Storage: what of a response is kept (`response_text`, `header_text`).
 """
 
 from __future__ import annotations
