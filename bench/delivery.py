@@ -243,7 +243,7 @@ def accept(app: Any, app_id: str, org_id: str, endpoint_ids: list[str]) -> tuple
     from api.extensions import db
     from api.models import Message
     from api.models.common import utcnow
-    from api.services import outbox
+    from api.services.delivery import outbox
 
     with app.app_context():
         message = Message(
@@ -375,7 +375,7 @@ def wait_count(base: str, total: int, timeout: float) -> float:
 
 def raw_loop(url: str, total: int, concurrency: int) -> float:
     """Requests/s of plain Session POSTs (same body and signature work) with N threads."""
-    from api.services.signing import webhook_headers
+    from api.services.delivery.signing import webhook_headers
 
     body = BODY.encode()
     counter = iter(range(total))

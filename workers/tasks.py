@@ -52,7 +52,7 @@ def ping(token: str) -> str:
 @shared_task(name="herald.deliver", acks_late=True)
 def deliver(delivery_id: str, lease_token: str) -> str:
     """One attempt of a leased delivery (a stale token makes it a no-op)."""
-    from api.services.delivery import deliver as deliver_once
+    from api.services.delivery.deliver import deliver as deliver_once
 
     return deliver_once(delivery_id, lease_token)
 
@@ -60,7 +60,7 @@ def deliver(delivery_id: str, lease_token: str) -> str:
 @shared_task(name="herald.dispatch_due", acks_late=True, queue=DISPATCH_QUEUE, expires=30)
 def dispatch_due() -> int:
     """Claim due deliveries and publish them (run by beat every DISPATCH_INTERVAL s)."""
-    from api.services.dispatch import dispatch_due as dispatch
+    from api.services.delivery.claim import dispatch_due as dispatch
 
     return dispatch()
 
