@@ -9,7 +9,9 @@ separate producer process (8 keep-alive threads); a keep-alive receiver runs in 
 
 Scenarios: (a) one endpoint, messages posted while the worker runs; (b) one endpoint, a backlog
 posted while the worker is stopped, then the worker started; (c) sparse: 500 apps with one
-endpoint each, messages round-robin; (d) fan-out: one app, 50 endpoints.
+endpoint each, messages round-robin; (d) fan-out: one app, 50 endpoints; (e) latency, accept
+(the 202) -> received at a steady 100 msg/s to one endpoint (target p95 <= 50 ms); (f) fan-out
+1 -> 100 endpoints, the last arrival after the 202 over 20 rounds (target p95 <= 500 ms).
 
 Each prints deliveries/s (requests the receiver got over the window from the first POST to
 the last arrival; (b) from its first arrival, the worker starting after the posts), the CPU
@@ -209,6 +211,34 @@ def produce(base: str, token: str, apps: list[str], count: int, threads: int) ->
         worker.join()
 
 
+def produce_at_rate(base: str, token: str, app: str, rate: float, seconds: float) -> None:
+    """POST at a steady `rate` for `seconds` (8 threads); prints {msg id: wall time of the 202}."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    local = threading.local()
+    accepted: dict[str, float] = {}
+    payload = json.loads(BODY)
+
+    def post(_: int) -> None:
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+            local.session.headers.update({"Authorization": f"Bearer {token}"})
+        body = {"eventType": "invoice.paid", "payload": payload}
+        response = local.session.post(f"{base}/api/v1/app/{app}/msg", json=body)
+        at = time.time()
+        if response.status_code == 202:
+            accepted[response.json()["id"]] = at
+
+    started = time.time()
+    with ThreadPoolExecutor(8) as pool:
+        for i in range(int(rate * seconds)):
+            pause = started + i / rate - time.time()
+            if pause > 0:
+                time.sleep(pause)
+            pool.submit(post, i)
+    print(json.dumps(accepted))
+
+
 def raw(url: str, total: int, threads: int) -> None:
     """The baseline: prints req/s and this process's CPU ms per request."""
     from bench.delivery import raw_loop
@@ -315,18 +345,79 @@ def run_scenario(
     }
 
 
+def latency_scenario(stack: Stack, base: str, rate: float, seconds: float) -> dict[str, Any]:
+    """(e) accept (the 202) -> received at a steady rate to one endpoint: percentiles in ms."""
+    token, uids = setup(stack.port, base, 1, 1)
+    requests.delete(base + "/stats", timeout=5)
+    producer = spawn(
+        "produce_at_rate", f"http://127.0.0.1:{stack.port}", token, uids[0], str(rate), str(seconds)
+    )
+    out, _ = producer.communicate(timeout=seconds + 120)
+    accepted: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    deadline = time.time() + 60
+    while time.time() < deadline and len(received(base, "/ids")) < len(accepted):
+        time.sleep(0.2)
+    arrivals = received(base, "/ids")
+    lat = sorted((arrivals[m] - t) * 1000 for m, t in accepted.items() if m in arrivals)
+    return {"sent": int(rate * seconds), "accepted": len(accepted), "arrived": len(lat), "ms": lat}
+
+
+def fanout_scenario(stack: Stack, base: str, endpoints: int, rounds: int) -> dict[str, Any]:
+    """(f) one message to `endpoints` endpoints, `rounds` times: last arrival - the 202, ms."""
+    token, uids = setup(stack.port, base, 1, endpoints)
+    session = requests.Session()
+    session.headers.update({"Authorization": f"Bearer {token}"})
+    lasts = []
+    for _ in range(rounds):
+        requests.delete(base + "/stats", timeout=5)
+        body = {"eventType": "invoice.paid", "payload": json.loads(BODY)}
+        response = session.post(
+            f"http://127.0.0.1:{stack.port}/api/v1/app/{uids[0]}/msg", json=body
+        )
+        accepted = time.time()
+        assert response.status_code == 202, response.text
+        deadline = time.time() + 60
+        while sum(received(base).values()) < endpoints and time.time() < deadline:
+            time.sleep(0.01)
+        times = [t for per_path in received(base, "/times").values() for t in per_path]
+        lasts.append((max(times) - accepted) * 1000 if len(times) >= endpoints else float("inf"))
+        time.sleep(0.5)
+    return {"ms": sorted(lasts)}
+
+
+def pct(values: list[float], p: float) -> float:
+    from bench.delivery import percentile
+
+    return percentile(values, p) if values else float("nan")
+
+
 SCENARIOS = {
     "a": ("one endpoint, posted while the worker runs", 1, 1, 1.0),
     "b": ("one endpoint, backlog posted with the worker stopped", 1, 1, 1.0),
     "c": ("500 apps x 1 endpoint, round-robin", 500, 1, 1.0),
     "d": ("fan-out: 1 app x 50 endpoints", 1, 50, 1 / 50),
+    "e": ("latency: accept -> received at a steady 100 msg/s, one endpoint", 1, 1, 0),
+    "f": ("fan-out 1 -> 100 endpoints, last arrival, 20 rounds", 1, 100, 0),
 }
+
+
+def rss_mb(pids: list[int]) -> float:
+    """Resident memory of the processes (MB, from /proc/<pid>/status)."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=3000, help="deliveries per scenario")
-    parser.add_argument("--scenarios", default="a,b,c,d")
+    parser.add_argument("--scenarios", default="a,b,c,d,e,f")
     args = parser.parse_args()
     app = bench_app(SQLALCHEMY_DATABASE_URI=DATABASE_URL, REDIS_URL=REDIS_URL)
     results = []
@@ -341,11 +432,18 @@ def main() -> None:
                     stack.start(name)
                 stack.wait_web()
                 time.sleep(3)  # worker and beat connected
-                figures = run_scenario(
-                    key, stack, base, apps, endpoints, max(1, int(args.messages * per))
-                )
+                if key == "e":
+                    figures = latency_scenario(stack, base, 100.0, 20.0)
+                elif key == "f":
+                    figures = fanout_scenario(stack, base, 100, 20)
+                else:
+                    figures = run_scenario(
+                        key, stack, base, apps, endpoints, max(1, int(args.messages * per))
+                    )
+                    figures["rss_mb"] = rss_mb(stack.pids("worker"))
             finally:
                 stack.stop_all()
+            figures["name"] = key
             figures["title"] = title
             results.append(figures)
         raw_after = raw_baseline(base, min(args.messages, 3000))
@@ -357,11 +455,28 @@ def main() -> None:
         f"after the scenarios)"
     )
     for r in results:
+        if r["name"] == "e":
+            ms = r["ms"]
+            print(
+                f"(e) {r['title']}: {r['arrived']}/{r['accepted']} arrived ({r['sent']} sent); "
+                f"min {ms[0] if ms else float('nan'):.1f} ms, p50 {pct(ms, 50):.1f} ms, "
+                f"p95 {pct(ms, 95):.1f} ms, p99 {pct(ms, 99):.1f} ms (target p95 <= 50 ms; the "
+                f"clock starts when the producer has the 202, so a delivery that outruns the "
+                f"response counts below zero)"
+            )
+            continue
+        if r["name"] == "f":
+            ms = r["ms"]
+            print(
+                f"(f) {r['title']}: p50 {pct(ms, 50):.0f} ms, p95 {pct(ms, 95):.0f} ms, "
+                f"max {ms[-1]:.0f} ms (target p95 <= 500 ms)"
+            )
+            continue
         cpu = "  ".join(f"{role} {ms:.2f}" for role, ms in r["cpu_ms"].items())
         print(
             f"({r['name']}) {r['title']}: {r['rate']:.0f} deliveries/s "
             f"({r['received']}/{r['expected']} requests in {r['seconds']:.1f} s); "
-            f"CPU ms/delivery: {cpu}"
+            f"CPU ms/delivery: {cpu}; worker RSS after {r['rss_mb']:.0f} MB"
         )
         print(
             f"    ratio throughput herald/raw = {r['rate'] / raw_rate:.2f}; worker CPU per "
@@ -373,6 +488,10 @@ if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else ""
     if command == "produce":
         produce(sys.argv[2], sys.argv[3], sys.argv[4].split(","), int(sys.argv[5]), 8)
+    elif command == "produce_at_rate":
+        produce_at_rate(
+            sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]), float(sys.argv[6])
+        )
     elif command == "raw":
         raw(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     else:
