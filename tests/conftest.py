@@ -11,11 +11,9 @@ Unreachable services end the run at once with one line saying which.
 from __future__ import annotations
 
 import os
-import re
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -37,7 +35,7 @@ from api.config import ROOT, normalize_database_url
 from api.extensions import db, get_redis
 from api.services import tokens
 from api.services.delivery.claim import BROKER_MARK
-from tests.support import Received, Receiver
+from tests.support import Received, Receiver, ScriptedReceiver
 
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/herald_test"
 DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/1"
@@ -330,57 +328,11 @@ def sdk(live_server: str, api_token: str) -> Svix:
 
 
 @pytest.fixture
-def scripted_receiver() -> Iterator[Callable[[list[tuple[bytes, float]]], str]]:
-    """A raw TCP receiver on 127.0.0.1 answering with scripted bytes: call it with
-    [(bytes, seconds to wait after them), ...] to get a URL; each request reads the whole
-    request, then plays the script (odd bytes, odd headers, a trickle) and closes."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.05)
-    scripts: dict[str, list[tuple[bytes, float]]] = {}
-    stop = threading.Event()
-
-    def answer(conn: socket.socket) -> None:
-        with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                data += chunk
-            head, _, body = data.partition(b"\r\n\r\n")
-            length = re.search(rb"(?i)content-length:\s*(\d+)", head)
-            while length and len(body) < int(length.group(1)):
-                body += conn.recv(65536)
-            path = head.split(b" ", 2)[1].decode()
-            try:
-                for piece, pause in scripts.get(path, []):
-                    conn.sendall(piece)
-                    if stop.wait(pause):
-                        return
-            except OSError:
-                return  # the client gave up (its deadline)
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=answer, args=(conn,), daemon=True).start()
-
-    server = threading.Thread(target=serve, daemon=True)
-    server.start()
-    port = listener.getsockname()[1]
-
-    def script(steps: list[tuple[bytes, float]]) -> str:
-        path = f"/s{len(scripts)}"
-        scripts[path] = steps
-        return f"http://127.0.0.1:{port}{path}"
-
-    yield script
-    stop.set()
-    server.join(timeout=5)
-    listener.close()
+def scripted_receiver() -> Iterator[ScriptedReceiver]:
+    """A raw TCP receiver on 127.0.0.1 answering with scripted bytes (tests/support.py)."""
+    server = ScriptedReceiver()
+    yield server
+    server.close()
 
 
 @pytest.fixture

@@ -163,3 +163,68 @@ class Run:
     def group_ids(self) -> set[int]:
         """The process groups the devserver started (each child is a session leader)."""
         return {int(m) for m in re.findall(r"\| \w+ started \(pid (\d+)\)", "\n".join(self.lines))}
+
+
+class ScriptedReceiver:
+    """A raw TCP receiver on 127.0.0.1 answering with scripted bytes: call it with
+    [(bytes, seconds to wait after them), ...] to get a URL; each request is read whole, then
+    the script is played (odd bytes, odd headers, a trickle) and the connection closed.
+    `hits[path]` has each request's arrival time, `peak[path]` the most served at once."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.05)
+        self.scripts: dict[str, list[tuple[bytes, float]]] = {}
+        self.hits: dict[str, list[float]] = {}
+        self.peak: dict[str, int] = {}
+        self.active: dict[str, int] = {}
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.server = threading.Thread(target=self._serve, daemon=True)
+        self.server.start()
+
+    def __call__(self, steps: list[tuple[bytes, float]]) -> str:
+        path = f"/s{len(self.scripts)}"
+        self.scripts[path] = steps
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}{path}"
+
+    def close(self) -> None:
+        self.stop.set()
+        self.server.join(timeout=5)
+        self.listener.close()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = re.search(rb"(?i)content-length:\s*(\d+)", head)
+            while length and len(body) < int(length.group(1)):
+                body += conn.recv(65536)
+            path = head.split(b" ", 2)[1].decode()
+            with self.lock:
+                self.hits.setdefault(path, []).append(time.monotonic())
+                self.active[path] = self.active.get(path, 0) + 1
+                self.peak[path] = max(self.peak.get(path, 0), self.active[path])
+            try:
+                for piece, pause in self.scripts.get(path, []):
+                    conn.sendall(piece)
+                    if self.stop.wait(pause):
+                        return
+            except OSError:
+                return  # the client gave up (its deadline)
+            finally:
+                with self.lock:
+                    self.active[path] -= 1

@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,8 +31,9 @@ from api.models import Delivery, MessageAttempt, MessageStatus
 from api.services.queue import QUEUE
 from tests.api.factories import seed
 from tests.conftest import DATABASE_URL
+from tests.e2e.processes import BOOT_TIMEOUT, PrivateRedis, Stack
 from tests.e2e.settle import Outcome, settle
-from tests.support import Receiver, free_port
+from tests.support import Receiver
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("committed_db")]
 
@@ -43,97 +42,6 @@ BIN = Path(sys.executable).parent
 MESSAGES = 400
 RECOVERY_BOUND = 15.0  # s: every message arrives this soon after it was accepted, or after
 # the fault was over (Redis answering again, the killed worker restarted), whichever is later
-BOOT_TIMEOUT = 90.0  # a celery worker or redis-server starting on a loaded 2-core machine
-POOL = os.environ.get("HERALD_FAULT_POOL", "threads")  # as in the Procfile
-
-
-def start_redis(port: int, log: Path) -> subprocess.Popen[bytes]:
-    """A private, memory-only redis-server (restarting it really loses everything)."""
-    proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + BOOT_TIMEOUT
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return proc
-        time.sleep(0.05)
-    raise AssertionError("redis-server did not start")
-
-
-class Stack:
-    """worker + beat subprocesses for one private Redis; stopped by process group."""
-
-    def __init__(self, redis_url: str, tmp: Path) -> None:
-        self.tmp = tmp
-        self.env = {
-            **os.environ,
-            "HERALD_ENV": "testing",
-            "DATABASE_URL": DATABASE_URL,
-            "REDIS_URL": redis_url,  # lease, dispatch interval, timeouts: the defaults
-            "PYTHONPATH": str(ROOT),
-        }
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str) -> None:
-        base = [str(BIN / "celery"), "-A", "workers.main"]
-        args = {
-            "worker": [
-                "worker",
-                "-P",
-                POOL,
-                "-c",
-                "4",
-                "-Q",
-                "herald,herald.dispatch",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-            "beat": ["beat", "--schedule", str(self.tmp / "beat-schedule")],
-        }[name]
-        self.procs[name] = subprocess.Popen(
-            [*base, *args, "--loglevel", "WARNING"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=(self.tmp / f"{name}.log").open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        proc = self.procs.pop(name)
-        os.killpg(proc.pid, sig)  # the worker and any pool children
-        proc.wait(60)
-
-    def stop_all(self) -> None:
-        for name in list(self.procs):
-            self.kill(name)
-
-
-@pytest.fixture
-def stack_factory(tmp_path: Path) -> Iterator[Callable[[str], Stack]]:
-    stacks: list[Stack] = []
-
-    def make(redis_url: str) -> Stack:
-        stacks.append(Stack(redis_url, tmp_path))
-        return stacks[-1]
-
-    yield make
-    for stack in stacks:
-        stack.stop_all()
 
 
 def produce(
@@ -206,31 +114,6 @@ def run_stream(
         f"fault's end (bound {RECOVERY_BOUND:.0f} s, default settings)"
     )
     return outcome, stats
-
-
-class PrivateRedis:
-    """A private redis-server on a free port that a test may kill and start again (empty)."""
-
-    def __init__(self, log: Path) -> None:
-        self.port, self.log = free_port(), log
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.procs = [start_redis(self.port, log)]
-
-    def kill(self) -> None:
-        self.procs[-1].kill()  # queued and unacked tasks are gone with it
-        self.procs[-1].wait(10)
-
-    def restart(self) -> None:
-        self.procs.append(start_redis(self.port, self.log))
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    redis = PrivateRedis(tmp_path / "redis.log")
-    yield redis
-    for proc in redis.procs:
-        proc.kill()
-        proc.wait(10)
 
 
 def test_sigkill_worker_mid_stream_loses_nothing(

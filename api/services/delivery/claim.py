@@ -14,7 +14,7 @@ re-published on that pass instead of each waiting out its lease.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -23,7 +23,7 @@ from sqlalchemy import Row, func, select, text, update
 from api.extensions import db, get_redis
 from api.models import Delivery, Message, MessageStatus
 from api.models.common import utcnow
-from api.services.delivery.leases import lease_deadline
+from api.services.delivery.leases import lease_deadline, lease_seconds
 from api.services.delivery.outbox import DELIVER_TASK, new_lease_token
 from api.services.queue import QUEUE, enqueue_many
 
@@ -211,18 +211,22 @@ def claim_due(limit: int, now: datetime | None = None) -> list[tuple[str, str]]:
 
 
 def release_if_broker_forgot(now: datetime) -> int:
-    """When the marker key is gone (Redis restarted empty, or the first pass ever), make
-    every running lease due now: their tasks may have gone with Redis's data. A task that
-    did survive is then stale (the claim gives a new token) and sends nothing; one already
-    being sent may be sent twice. Returns the number of leases released."""
+    """When the marker key is gone (Redis restarted empty, or the first pass ever), make the
+    running leases in their second half due now: their tasks may have gone with Redis's data.
+    A lease being sent is never in its second half (leases.py), so it is left alone and is
+    never sent twice at once; a younger lease whose task was lost runs out by itself within
+    half a lease. A task that did survive is then stale (the claim gives a new token) and
+    sends nothing. Returns the number of leases released."""
     if not get_redis().set(BROKER_MARK, "1", nx=True):
         return 0  # the marker is there: Redis kept its queue
+    half = timedelta(seconds=lease_seconds() / 2)
     result = db.session.execute(
         update(Delivery)
         .where(
             Delivery.status == MessageStatus.SENDING,
             Delivery.lease_token.is_not(None),
             Delivery.next_attempt_at > now,
+            Delivery.next_attempt_at < now + half,
         )
         .values(next_attempt_at=now, updated_at=now),
         execution_options={"synchronize_session": False},

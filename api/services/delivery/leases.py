@@ -3,10 +3,10 @@
 A delivery being worked on is leased: `next_attempt_at` is the lease's end and `lease_token`
 fences every write. Leases are short (HERALD_LEASE_SECONDS, 10 s), so a task lost with Redis
 or held by a killed worker is due again within seconds; the worker renews the leases of the
-deliveries it is sending (one UPDATE for all of them, every quarter of a lease, for those held
-longer than an eighth), so an attempt may take the whole HERALD_REQUEST_TIMEOUT and more
-without another worker taking its row. A lease is at least half a lease from its end when
-its attempt starts (`load.load_job` renews it otherwise), so renewal always comes in time.
+deliveries it is sending (one UPDATE for all of them, ten times a lease, for those held a
+second or more), so an attempt may take the whole HERALD_REQUEST_TIMEOUT and more without
+another worker taking its row, and a lease being sent stays in its first half (see the
+constants below).
 """
 
 from __future__ import annotations
@@ -27,6 +27,16 @@ from api.models import Delivery, MessageStatus
 from api.models.common import utcnow
 
 logger = logging.getLogger(__name__)
+
+# An attempt starts with at least PICKUP_SHARE of its lease left (load.load_job renews it
+# otherwise); the renewal thread ticks RENEWALS_PER_LEASE times a lease and extends what was
+# held QUICK_ATTEMPT s or more. So a lease being sent never falls into its second half:
+# 0.8 - (1 s + 1/10 lease) / lease >= 0.5 for leases of 5 s and more (the default 10 s keeps
+# a second in hand for a slow tick), which is what lets the dispatcher release second-half
+# leases after a Redis restart without a concurrent resend.
+PICKUP_SHARE = 0.8
+RENEWALS_PER_LEASE = 10
+QUICK_ATTEMPT = 1.0  # seconds: quicker attempts are never renewed (no write at all)
 
 
 def lease_seconds() -> float:
@@ -89,9 +99,9 @@ class InFlight:
     def _run(self) -> None:
         while True:
             with self.app.app_context():
-                interval = lease_seconds() / 4
+                interval = lease_seconds() / RENEWALS_PER_LEASE
                 try:
-                    self.renew(older_than=interval / 2)
+                    self.renew(older_than=QUICK_ATTEMPT)
                 except Exception:  # the database is away: the next tick tries again
                     db.session.rollback()
                     logger.exception("lease.renew_failed")

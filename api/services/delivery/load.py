@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, select, update
 from api.extensions import db
 from api.models import Delivery, Endpoint, Message, MessageStatus
 from api.models.common import utcnow
-from api.services.delivery.leases import lease_deadline, lease_seconds
+from api.services.delivery.leases import PICKUP_SHARE, lease_deadline, lease_seconds
 from api.services.delivery.signing import live_keys
 
 THROTTLE_INLINE_WAIT = 1.0  # a throttle wait up to this long is slept in the task
@@ -108,9 +108,9 @@ def load_job(delivery_id: str, token: str) -> Job | str:
         )
         db.session.commit()
         return "disabled" if row.disabled else "payload_expired"
-    # less than half a lease left (a task that waited in the queue): renew it before the
-    # attempt, so the renewal thread (every third of a lease) takes over in time
-    needed = timedelta(seconds=lease_seconds() / 2)
+    # less than PICKUP_SHARE of a lease left (a task that waited in the queue): renew it
+    # before the attempt, so the renewal thread takes over in time (leases.py)
+    needed = timedelta(seconds=lease_seconds() * PICKUP_SHARE)
     if row.next_attempt_at is None or row.next_attempt_at - now < needed:
         if not fenced_update(delivery_id, token, next_attempt_at=lease_deadline(now)):
             db.session.rollback()

@@ -102,10 +102,20 @@ def test_dispatch_due_leaves_running_leases_while_redis_keeps_its_queue(
     assert claim.dispatch_due() == 0 and published == []
 
 
-def test_dispatch_due_republishes_running_leases_when_redis_came_back_empty(
-    db_session: object, published: list[tuple[str, ...]]
+def _leased(seconds_left: float) -> str:
+    d = seed("http://127.0.0.1:9/")
+    d.next_attempt_at = utcnow() + timedelta(seconds=seconds_left)
+    d.lease_token = "tok"
+    db.session.commit()
+    return d.id
+
+
+def test_dispatch_due_republishes_older_leases_when_redis_came_back_empty(
+    app: Flask, db_session: object, published: list[tuple[str, ...]]
 ) -> None:
-    queued = _make(due=False, leased=True)  # leased, its task in the queue Redis lost
+    lease = app.config["LEASE_SECONDS"]
+    queued = _leased(lease * 0.3)  # its task waited in the queue Redis lost
+    sending = _leased(lease * 0.9)  # just picked up or renewed: being sent right now
     later = _make(due=False)  # a retry scheduled for later: not a lease
     get_redis().delete(claim.BROKER_MARK)  # what a restart without persistence leaves
     assert claim.dispatch_due() == 1
@@ -113,6 +123,7 @@ def test_dispatch_due_republishes_running_leases_when_redis_came_back_empty(
     assert delivery_id == queued and token != "tok"  # a new lease: the old task is stale
     assert get_redis().get(claim.BROKER_MARK) is not None
     db.session.expire_all()
+    assert db.session.get(Delivery, sending).lease_token == "tok"  # type: ignore[union-attr]
     assert db.session.get(Delivery, later).lease_token is None  # type: ignore[union-attr]
     assert claim.dispatch_due() == 0  # the marker is back: nothing more to release
 

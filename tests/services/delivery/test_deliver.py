@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -27,7 +26,7 @@ from api.services.delivery.http_client import Outcome
 from api.services.delivery.load import Job, load_job
 from api.services.delivery.record import record_attempt, record_outcome
 from tests.api.factories import OLD_SECRET, PAYLOAD, SECRET, seed
-from tests.support import Receiver
+from tests.support import Receiver, ScriptedReceiver
 
 
 def attempts_of(delivery_id: str) -> list[MessageAttempt]:
@@ -305,7 +304,7 @@ def test_deliver_chain_cancels_a_purged_row(db_session: object, receiver: Receiv
 
 # --- receivers that answer oddly: each ends as a recorded attempt, never a wedged delivery ---
 
-Script = Callable[[list[tuple[bytes, float]]], str]
+Script = ScriptedReceiver
 
 
 def test_deliver_response_with_nul_bytes_is_recorded_as_base64(
