@@ -146,6 +146,7 @@ class Watch:
         """Stop watching; True when the deadline had passed (the response is not to be used)."""
         with self.lock:
             self.done = True
+            self.connections.clear()  # nothing of the request is kept until the deadline
             return self.fired
 
     @staticmethod
