@@ -11,7 +11,9 @@ Scenarios: (a) one endpoint, messages posted while the worker runs; (b) one endp
 posted while the worker is stopped, then the worker started; (c) sparse: 500 apps with one
 endpoint each, messages round-robin; (d) fan-out: one app, 50 endpoints; (e) latency, accept
 (the 202) -> received at a steady 100 msg/s to one endpoint (target p95 <= 50 ms); (f) fan-out
-1 -> 100 endpoints, the last arrival after the 202 over 20 rounds (target p95 <= 500 ms).
+1 -> 100 endpoints, the last arrival after the 202 over 20 rounds (target p95 <= 500 ms);
+(g) isolation: 10 healthy endpoints alone, beside an endpoint that never answers in time, and
+alone again (target: the dead endpoint costs the healthy ones <= 10%).
 
 Each prints deliveries/s (requests the receiver got over the window from the first POST to
 the last arrival; (b) from its first arrival, the worker starting after the posts), the CPU
@@ -385,6 +387,47 @@ def fanout_scenario(stack: Stack, base: str, endpoints: int, rounds: int) -> dic
     return {"ms": sorted(lasts)}
 
 
+def isolation_scenario(stack: Stack, base: str, messages: int) -> dict[str, Any]:
+    """(g) one app, 10 healthy endpoints: their deliveries/s alone, then with an 11th endpoint
+    that never answers within the request timeout, then alone again (A B A, one stack)."""
+    token, uids = setup(stack.port, base, 1, 10)
+    web = f"http://127.0.0.1:{stack.port}"
+
+    def healthy_rate() -> float:
+        requests.delete(base + "/stats", timeout=5)
+        started = time.time()
+        producer = spawn("produce", web, token, uids[0], str(messages))
+        deadline = time.time() + 600
+        while time.time() < deadline:
+            counts = received(base)
+            if (
+                sum(n for path, n in counts.items() if not path.startswith("/hang"))
+                >= messages * 10
+            ):
+                break
+            time.sleep(0.2)
+        producer.wait(600)
+        times = [
+            t
+            for path, ts in received(base, "/times").items()
+            if not path.startswith("/hang")
+            for t in ts
+        ]
+        return len(times) / (max(times) - started)
+
+    alone = healthy_rate()
+    session = requests.Session()
+    session.headers.update({"Authorization": f"Bearer {token}"})
+    dead = session.post(
+        f"{web}/api/v1/app/{uids[0]}/endpoint", json={"url": f"{base}/hang", "secret": SECRET}
+    )
+    assert dead.status_code == 201, dead.text
+    beside_dead = healthy_rate()
+    session.delete(f"{web}/api/v1/app/{uids[0]}/endpoint/{dead.json()['id']}")
+    again = healthy_rate()
+    return {"alone": alone, "beside_dead": beside_dead, "again": again}
+
+
 def pct(values: list[float], p: float) -> float:
     from bench.delivery import percentile
 
@@ -398,6 +441,7 @@ SCENARIOS = {
     "d": ("fan-out: 1 app x 50 endpoints", 1, 50, 1 / 50),
     "e": ("latency: accept -> received at a steady 100 msg/s, one endpoint", 1, 1, 0),
     "f": ("fan-out 1 -> 100 endpoints, last arrival, 20 rounds", 1, 100, 0),
+    "g": ("isolation: 10 healthy endpoints, then beside one that times out (A B A)", 1, 10, 0),
 }
 
 
@@ -417,7 +461,7 @@ def rss_mb(pids: list[int]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=3000, help="deliveries per scenario")
-    parser.add_argument("--scenarios", default="a,b,c,d,e,f")
+    parser.add_argument("--scenarios", default="a,b,c,d,e,f,g")
     args = parser.parse_args()
     app = bench_app(SQLALCHEMY_DATABASE_URI=DATABASE_URL, REDIS_URL=REDIS_URL)
     results = []
@@ -436,6 +480,8 @@ def main() -> None:
                     figures = latency_scenario(stack, base, 100.0, 20.0)
                 elif key == "f":
                     figures = fanout_scenario(stack, base, 100, 20)
+                elif key == "g":
+                    figures = isolation_scenario(stack, base, max(1, args.messages // 10))
                 else:
                     figures = run_scenario(
                         key, stack, base, apps, endpoints, max(1, int(args.messages * per))
@@ -463,6 +509,14 @@ def main() -> None:
                 f"p95 {pct(ms, 95):.1f} ms, p99 {pct(ms, 99):.1f} ms (target p95 <= 50 ms; the "
                 f"clock starts when the producer has the 202, so a delivery that outruns the "
                 f"response counts below zero)"
+            )
+            continue
+        if r["name"] == "g":
+            healthy = (r["alone"] + r["again"]) / 2
+            print(
+                f"(g) {r['title']}: {r['alone']:.0f} / {r['beside_dead']:.0f} / {r['again']:.0f} "
+                f"healthy deliveries/s; loss beside the dead endpoint "
+                f"{(1 - r['beside_dead'] / healthy) * 100:.0f}% (target <= 10%)"
             )
             continue
         if r["name"] == "f":
