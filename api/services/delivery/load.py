@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
 from api.extensions import db
 from api.models import Delivery, Endpoint, Message, MessageStatus
 from api.models.common import utcnow
+from api.services import driver
 from api.services.delivery.leases import PICKUP_SHARE, lease_deadline, lease_seconds
 from api.services.delivery.signing import live_keys
 
@@ -81,9 +83,12 @@ _LOAD = (
     .where(
         DELIVERY.c.id == bindparam("delivery_id"),
         DELIVERY.c.lease_token == bindparam("token"),
-        DELIVERY.c.status == MessageStatus.SENDING,
+        DELIVERY.c.status == bindparam("sending"),
     )
 )
+
+
+_LOAD_PG = driver.compiled(_LOAD)  # run with psycopg directly (api/services/driver.py)
 
 
 def load_job(delivery_id: str, token: str) -> Job | str:
@@ -93,7 +98,12 @@ def load_job(delivery_id: str, token: str) -> Job | str:
     in the queue), so the dispatcher cannot hand the row to another worker mid-attempt.
     """
     now = utcnow()
-    row = db.session.execute(_LOAD, {"delivery_id": delivery_id, "token": token}).first()
+    params = {"delivery_id": delivery_id, "token": token, "sending": int(MessageStatus.SENDING)}
+    row: Any
+    if db.engine.dialect.name == "postgresql":  # the hot read of every attempt
+        row = next(iter(driver.execute(_LOAD_PG, params)), None)
+    else:
+        row = db.session.execute(_LOAD, params).first()
     if row is None:
         db.session.rollback()
         return "stale"
