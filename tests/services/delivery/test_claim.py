@@ -3,13 +3,8 @@ skips locks; notices a Redis that came back empty."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -20,28 +15,7 @@ from api.models.common import utcnow
 from api.services.delivery import claim
 from api.services.queue import QUEUE
 from tests.api.factories import seed
-
-
-@contextmanager
-def serve(got: list[Any]) -> Iterator[str]:
-    """A loopback receiver answering 204 and recording the bodies."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            got.append(self.rfile.read(int(self.headers.get("content-length", 0))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/hook"
-    finally:
-        server.shutdown()
-        server.server_close()
+from tests.support import Receiver
 
 
 @pytest.fixture
@@ -192,7 +166,7 @@ def test_claim_next_for_endpoint_takes_oldest_due_row(db_session: object) -> Non
 
 
 def test_sqlite_quickstart_path_delivers_and_chains(
-    tmp_path: Path, published: list[tuple[str, ...]]
+    tmp_path: Path, published: list[tuple[str, ...]], receiver: Receiver
 ) -> None:
     """The single-dispatcher SQLite path: claim, deliver, chain, record (no PostgreSQL SQL)."""
     from flask_migrate import upgrade
@@ -204,8 +178,8 @@ def test_sqlite_quickstart_path_delivers_and_chains(
     sqlite_app = create_app(
         test_overrides(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/q.db", ENDPOINT_CONCURRENCY=1)
     )
-    got: list[bytes] = []
-    with serve(got) as url, sqlite_app.app_context():
+    url = receiver.url
+    with sqlite_app.app_context():
         upgrade()
         ids = []
         for _ in range(3):
@@ -221,4 +195,6 @@ def test_sqlite_quickstart_path_delivers_and_chains(
         assert deliver(first, token) == "success"
         db.session.expire_all()
         statuses = [db.session.get(Delivery, i).status for i in ids]  # type: ignore[union-attr]
-    assert len(got) == 3 and statuses == [MessageStatus.SUCCESS] * 3  # the rest by chaining
+    assert (
+        len(receiver.requests) == 3 and statuses == [MessageStatus.SUCCESS] * 3
+    )  # the rest by chaining

@@ -5,9 +5,6 @@ from __future__ import annotations
 import base64
 import ipaddress
 import socket
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -17,6 +14,7 @@ from api.services.delivery.http_client import (
     post,
     resolve_checked,
 )
+from tests.support import Receiver, ScriptedReceiver
 
 LOOPBACK = [ipaddress.ip_network("127.0.0.0/8")]
 
@@ -65,85 +63,42 @@ def test_resolve_checked_refuses_localhost_without_whitelist() -> None:
     assert "127.0.0.1" in resolve_checked("127.0.0.1", 80, LOOPBACK)
 
 
-@pytest.fixture
-def server() -> Iterator[tuple[str, list[str]]]:
-    """A loopback server that records the Host header of each POST."""
-    hosts: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("content-length", 0)))
-            hosts.append(self.headers.get("host", ""))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
-    yield f"http://localhost:{httpd.server_port}/hook", hosts
-    httpd.shutdown()
-    httpd.server_close()
+def by_name(receiver: Receiver) -> str:
+    """The receiver's URL with the host name `localhost` (which resolves to loopback)."""
+    return receiver.url.replace("127.0.0.1", "localhost")
 
 
-def test_post_refuses_loopback_without_whitelist(server: tuple[str, list[str]]) -> None:
-    url, hosts = server
-    outcome = post(url, b"{}", {}, 5.0, whitelist=[])
+def test_post_refuses_loopback_without_whitelist(receiver: Receiver) -> None:
+    outcome = post(by_name(receiver), b"{}", {}, 5.0, whitelist=[])
     assert outcome.status_code == 0
     assert "loopback" in outcome.response and "refused" in outcome.response
-    assert hosts == []
+    assert receiver.requests == []
 
 
-def test_post_connects_to_checked_address_keeping_host_header(
-    server: tuple[str, list[str]],
-) -> None:
-    url, hosts = server
+def test_post_connects_to_checked_address_keeping_host_header(receiver: Receiver) -> None:
     allowed = [*LOOPBACK, ipaddress.ip_network("::1/128")]
-    outcome = post(url, b"{}", {}, 5.0, whitelist=allowed)
-    assert outcome.status_code == 204 and outcome.ok
-    assert hosts and hosts[0].startswith("localhost:")
+    outcome = post(by_name(receiver), b"{}", {}, 5.0, whitelist=allowed)
+    assert outcome.status_code == 200 and outcome.ok
+    assert receiver.requests and receiver.requests[0].headers["host"].startswith("localhost:")
 
 
-@pytest.fixture
-def answering() -> Iterator[tuple[str, dict[str, bytes]]]:
-    """A loopback server whose response body per path is set by the test."""
-    bodies: dict[str, bytes] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("content-length", 0)))
-            body = bodies.get(self.path, b"")
-            self.send_response(200)
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_port}", bodies
-    httpd.shutdown()
-    httpd.server_close()
+def answering(scripted_receiver: ScriptedReceiver, body: bytes) -> str:
+    """A URL answering 200 with `body`."""
+    head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    return scripted_receiver([(head + body, 0)])
 
 
 def test_post_keeps_at_most_20000_bytes_of_the_response(
-    answering: tuple[str, dict[str, bytes]],
+    scripted_receiver: ScriptedReceiver,
 ) -> None:
-    base, bodies = answering
-    bodies["/big"] = "é".encode() * 30_000  # 60 KB of two-byte characters
-    outcome = post(base + "/big", b"{}", {}, 5.0, LOOPBACK)
+    url = answering(scripted_receiver, "é".encode() * 30_000)  # 60 KB of two-byte characters
+    outcome = post(url, b"{}", {}, 5.0, LOOPBACK)
     assert outcome.ok and outcome.response == "é" * 10_000
 
 
-def test_post_stores_non_utf8_response_as_base64(
-    answering: tuple[str, dict[str, bytes]],
-) -> None:
-    base, bodies = answering
-    bodies["/bin"] = b"\xff\xfe\x00binary"
-    outcome = post(base + "/bin", b"{}", {}, 5.0, LOOPBACK)
+def test_post_stores_non_utf8_response_as_base64(scripted_receiver: ScriptedReceiver) -> None:
+    url = answering(scripted_receiver, b"\xff\xfe\x00binary")
+    outcome = post(url, b"{}", {}, 5.0, LOOPBACK)
     assert base64.b64decode(outcome.response) == b"\xff\xfe\x00binary"
 
 
