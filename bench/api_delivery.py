@@ -323,8 +323,12 @@ def run_scenario(
         stack.start("worker")
         started = time.time()
     deadline = time.time() + 900
+    rss_warm = 0.0  # the worker's RSS once a tenth was delivered (warmed up)
     while time.time() < deadline:
-        if sum(received(base).values()) >= expected:
+        count = sum(received(base).values())
+        if not rss_warm and count >= expected / 10:
+            rss_warm = rss_mb(stack.pids("worker"))
+        if count >= expected:
             break
         time.sleep(0.2)
     finished = time.time()
@@ -344,6 +348,7 @@ def run_scenario(
         "rate": got / window if window > 0 else 0.0,
         "cpu_ms": {role: used[role] * 1000 / max(got, 1) for role in roles},
         "seconds": finished - started,
+        "rss_warm_mb": rss_warm,
     }
 
 
@@ -535,7 +540,8 @@ def main() -> None:
         print(
             f"({r['name']}) {r['title']}: {r['rate']:.0f} deliveries/s "
             f"({r['received']}/{r['expected']} requests in {r['seconds']:.1f} s); "
-            f"CPU ms/delivery: {cpu}; worker RSS after {r['rss_mb']:.0f} MB"
+            f"CPU ms/delivery: {cpu}; worker RSS {r['rss_warm_mb']:.0f} MB at a tenth, "
+            f"{r['rss_mb']:.0f} MB after ({(r['rss_mb'] / r['rss_warm_mb'] - 1) * 100:+.0f}%)"
         )
         print(
             f"    ratio throughput herald/raw = {r['rate'] / raw_rate:.2f}; worker CPU per "
