@@ -23,8 +23,8 @@ The modules, in that order:
                     `add_delivery` for resend/recover), published after the commit; deleting
                     an app's or endpoint's rows first (`delete_deliveries`, the lock order)
     claim.py        the dispatcher: due rows leased fairly per endpoint (FOR UPDATE SKIP
-                    LOCKED), capped, published; a Redis that came back empty releases every
-                    running lease (`release_if_broker_forgot`)
+                    LOCKED), capped, published; a Redis that came back empty releases the
+                    running leases in their second half (`release_if_broker_forgot`)
     leases.py       how long a lease lasts (`lease_deadline`, the one place it is computed)
                     and the renewal of the leases of the deliveries being sent
     load.py         the attempt's snapshot (`load_job`) under its lease; `fenced_update`;
@@ -48,7 +48,7 @@ Every place that writes `status`, `next_attempt_at` or `lease_token`:
     claim.claim_next_for_endpoint, record._RECORD_PG (nxt)
                                 the next due row of the endpoint, leased for a chain
     claim.release_if_broker_forgot
-                                running leases: next_attempt_at = now (due)
+                                second-half leases: next_attempt_at = now (due)
     leases.InFlight.renew       leases being sent: next_attempt_at = lease end
     load.load_job               CANCELED (disabled / purged); a short lease renewed
     load.park                   lease dropped, due again after a wait

@@ -7,8 +7,9 @@ dies, the row is due again when the lease expires. Claims are fair: at most
 ENDPOINT_CONCURRENCY leases per endpoint, so one dead endpoint's backlog stays in the table.
 
 A Redis that restarted empty lost every queued task at once: the dispatcher notices (its
-marker key `BROKER_MARK` is gone) and makes every running lease due right away, so they are
-re-published on that pass instead of each waiting out its lease.
+marker key `BROKER_MARK` is gone) and makes the running leases in their second half due right
+away (`release_if_broker_forgot`), so they are re-published on that pass instead of each
+waiting out its lease.
 """
 
 from __future__ import annotations

@@ -352,15 +352,10 @@ def post(
     `timeout` bounds the whole request (connect, send, the response's headers and body) on
     the wall clock, not only each socket operation.
     """
-    session = thread_session(whitelist)
     started = time.monotonic()
     watch = _local.watch = DEADLINES.arm(timeout)
-
-    def elapsed() -> int:
-        return int((time.monotonic() - started) * 1000)
-
     try:
-        outcome: Outcome | None = _post(session, url, body, headers, timeout, elapsed)
+        outcome: Outcome | None = _post(thread_session(whitelist), url, body, headers, timeout)
     except Exception:
         if not watch.disarm():
             raise
@@ -368,7 +363,7 @@ def post(
     finally:
         _local.watch = None
     if watch.disarm() or outcome is None:
-        return _past_deadline(timeout, elapsed())
+        return _past_deadline(timeout, int((time.monotonic() - started) * 1000))
     return outcome
 
 
@@ -378,9 +373,13 @@ def _post(
     body: bytes,
     headers: dict[str, str],
     timeout: float,
-    elapsed: Any,
 ) -> Outcome:
+    """One POST (and one quick retry when the connection could not be opened)."""
     started = time.monotonic()
+
+    def elapsed() -> int:
+        return int((time.monotonic() - started) * 1000)
+
     try:
         for tries in (1, 2):
             try:
