@@ -34,7 +34,6 @@ from api import create_app
 from api.config import ROOT, normalize_database_url
 from api.extensions import db, get_redis
 from api.services import tokens
-from api.services.delivery.claim import BROKER_MARK
 from tests.support import Received, Receiver, ScriptedReceiver
 
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/herald_test"
@@ -183,9 +182,6 @@ def app(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fla
     with flask_app.app_context():
         upgrade()
         get_redis().flushdb()
-        # a Redis that kept its queue (the dispatcher's marker is set): a test that means a
-        # Redis restarted empty removes it
-        get_redis().set(BROKER_MARK, "1")
         db.session.remove()
         db.session.configure(join_transaction_mode="create_savepoint")
     yield flask_app

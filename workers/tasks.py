@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from celery import shared_task
-from celery.signals import worker_init, worker_process_init
+from celery.signals import worker_init, worker_process_init, worker_shutting_down
 
 from api.extensions import get_redis
 
@@ -42,6 +42,17 @@ def _reset_connections(**_: Any) -> None:
             db.engine.dispose(close=False)
 
 
+@worker_shutting_down.connect
+def _stop_pump(**_: Any) -> None:
+    """Warm shutdown: the delivery loop claims nothing more and records what is in flight."""
+    import sys
+
+    main = sys.modules.get("workers.main")
+    found = main.flask_app.extensions.get("herald_pump") if main is not None else None
+    if found is not None:
+        found.stop()
+
+
 @shared_task(name="herald.ping", acks_late=True)
 def ping(token: str) -> str:
     """Record that a worker ran a task inside the app context (used by health and tests)."""
@@ -49,17 +60,19 @@ def ping(token: str) -> str:
     return token
 
 
-@shared_task(name="herald.deliver", acks_late=True)
-def deliver(delivery_id: str, lease_token: str) -> str:
-    """One attempt of a leased delivery (a stale token makes it a no-op)."""
-    from api.services.delivery.deliver import deliver as deliver_once
+@shared_task(name="herald.pump", acks_late=False)
+def pump() -> bool:
+    """A wake-up: run this process's delivery loop until idle, unless it already runs
+    (api/services/delivery/pump.py). Acknowledged on receipt: a lost wake-up only costs
+    the dispatcher's next pass."""
+    from api.services.delivery.pump import pump as process_pump
 
-    return deliver_once(delivery_id, lease_token)
+    return process_pump().wake()
 
 
 @shared_task(name="herald.dispatch_due", acks_late=True, queue=DISPATCH_QUEUE, expires=30)
 def dispatch_due() -> int:
-    """Claim due deliveries and publish them (run by beat every DISPATCH_INTERVAL s)."""
+    """Wake a pump when deliveries are due (run by beat every DISPATCH_INTERVAL s)."""
     from api.services.delivery.claim import dispatch_due as dispatch
 
     return dispatch()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, SmallInteger, String
+from sqlalchemy import ForeignKey, Index, Integer, SmallInteger, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.extensions import UTCDateTime, db
@@ -30,6 +30,10 @@ class TriggerType(enum.IntEnum):
     MANUAL = 1
 
 
+_PENDING = text("next_attempt_at IS NOT NULL")
+_LEASED = text("lease_token IS NOT NULL")
+
+
 class Delivery(Timestamps, db.Model):  # type: ignore[name-defined]
     """One run of getting a message to an endpoint: the automatic one (SCHEDULED, with
     retries) and one per manual resend/recover (MANUAL, a single attempt).
@@ -42,10 +46,20 @@ class Delivery(Timestamps, db.Model):  # type: ignore[name-defined]
 
     __tablename__ = "delivery"
     __table_args__ = (
-        Index("ix_delivery_due", "next_attempt_at"),
         Index("ix_delivery_endpoint_id_msg_id", "endpoint_id", "msg_id"),
-        # per-endpoint due work: fair dispatch and a worker continuing with the next row
-        Index("ix_delivery_endpoint_due", "endpoint_id", "next_attempt_at"),
+        # pending rows only (next_attempt_at is NULL once final): the claim's skip scan over
+        # endpoints and per-endpoint due rows, the oldest due row, the running leases
+        Index(
+            "ix_delivery_due", "next_attempt_at", postgresql_where=_PENDING, sqlite_where=_PENDING
+        ),
+        Index(
+            "ix_delivery_pending",
+            "endpoint_id",
+            "next_attempt_at",
+            postgresql_where=_PENDING,
+            sqlite_where=_PENDING,
+        ),
+        Index("ix_delivery_leased", "endpoint_id", postgresql_where=_LEASED, sqlite_where=_LEASED),
     )
 
     id: Mapped[str] = mapped_column(IdString, primary_key=True, default=lambda: new_id("msgep"))

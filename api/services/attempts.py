@@ -119,7 +119,7 @@ def resend_message(org_id: str, app_id: str, msg_id: str, endpoint_id: str) -> D
         return None
     delivery = outbox.add_delivery(message, endpoint, TriggerType.MANUAL)
     db.session.commit()
-    outbox.publish([delivery])
+    outbox.wake()
     logger.info(
         "resend.queued",
         extra={"msg_id": message.id, "endpoint_id": endpoint.id, "delivery_id": delivery.id},

@@ -202,7 +202,7 @@ def _unique_columns(constraint: str) -> set[str]:
 def _insert_message(
     org_id: str, app_id_or_uid: str, data: dict[str, Any]
 ) -> tuple[Message, list[dict[str, Any]]]:
-    """Message + one leased delivery per matching endpoint, committed together."""
+    """Message + one due delivery per matching endpoint, committed together."""
     app_id, endpoints = _application_with_endpoints(org_id, app_id_or_uid)
     if app_id is None:
         app_id = _new_application(org_id, app_id_or_uid, data.get("application")).id
@@ -225,7 +225,7 @@ def _insert_message(
         for endpoint in endpoints
         if endpoint_matches(endpoint, row["event_type"], row["channels"])
     ]
-    deliveries = outbox.leased_rows(row, matching)
+    deliveries = outbox.due_rows(row, matching)
     _store(row, deliveries)
     db.session.commit()
     return Message(**row), deliveries
@@ -241,7 +241,7 @@ _RACES = (
 
 
 def create_message(org_id: str, app_id_or_uid: str, data: dict[str, Any]) -> Message:
-    """Store a message (auto-creating its app if asked), then publish its deliveries."""
+    """Store a message (auto-creating its app if asked), then wake a pump for its deliveries."""
     for attempt in range(2):
         try:
             message, deliveries = _insert_message(org_id, app_id_or_uid, data)
@@ -253,7 +253,8 @@ def create_message(org_id: str, app_id_or_uid: str, data: dict[str, Any]) -> Mes
             if attempt == 0 and any(_violated(exc, name) for name in _RACES):
                 continue  # the app or an endpoint changed since we read them: read again
             raise
-    outbox.publish(deliveries)
+    if deliveries:
+        outbox.wake()
     return message
 
 

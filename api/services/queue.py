@@ -62,8 +62,6 @@ def celery_settings(app: Flask) -> dict[str, Any]:
         # one (disabled) result backend shared by the pool's threads, not one built per
         # thread: building it scans the installed packages' entry points (~2 ms each)
         "result_backend_thread_safe": True,
-        # a run: its attempts (chained up to CHAIN_SECONDS) and the last one's timeout
-        "task_time_limit": int(2 * app.config["REQUEST_TIMEOUT"] + 60),
         "worker_prefetch_multiplier": 1,
         "worker_hijack_root_logger": False,
         "worker_cancel_long_running_tasks_on_connection_loss": True,

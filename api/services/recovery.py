@@ -120,7 +120,8 @@ def run_recovery(task_id: str) -> int:
     # the deliveries and the task's end commit together, so a rerun never resends twice
     task.status, task.data = "finished", {**data, "resent": len(deliveries)}
     db.session.commit()
-    outbox.publish(deliveries)
+    if deliveries:
+        outbox.wake()
     logger.info("recover.finished", extra={"task_id": task.id, "resent": len(deliveries)})
     return len(deliveries)
 

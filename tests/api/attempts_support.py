@@ -33,8 +33,7 @@ def enqueued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
         return True
 
     monkeypatch.setattr(
-        "api.services.delivery.outbox.enqueue_many",
-        lambda name, arg_lists: sum(fake(name, *args) for args in arg_lists),
+        "api.services.delivery.outbox.wake", lambda force=False: fake("herald.pump")
     )
     monkeypatch.setattr("api.services.recovery.enqueue", fake)
     return calls

@@ -44,8 +44,8 @@ def test_resend_returns_202_empty_object_and_queues_manual_delivery(
         )
     ).all()
     assert len(manual) == 1 and manual[0].status == MessageStatus.SENDING
-    assert manual[0].lease_token and manual[0].next_attempt_at is not None
-    assert enqueued == [("herald.deliver", manual[0].id, manual[0].lease_token)]
+    assert manual[0].lease_token is None and manual[0].next_attempt_at is not None  # due now
+    assert enqueued == [("herald.pump",)]
 
 
 def test_resend_ignores_endpoint_filters(

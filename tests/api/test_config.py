@@ -75,14 +75,14 @@ def test_load_config_sizes_the_postgresql_pool_and_delivery_knobs() -> None:
             "HERALD_DB_POOL_SIZE": "12",
             "HERALD_DB_MAX_OVERFLOW": "5",
             "HERALD_ENDPOINT_CONCURRENCY": "8",
-            "HERALD_DISPATCH_BATCH": "100",
+            "HERALD_DELIVERY_CONCURRENCY": "100",
             "HERALD_DB_PING_AFTER_IDLE": "2.5",
         }
     )
     options = config["SQLALCHEMY_ENGINE_OPTIONS"]
     assert (options["pool_size"], options["max_overflow"]) == (12, 5)
     assert "pool_pre_ping" not in options and config["DB_PING_AFTER_IDLE"] == 2.5
-    assert (config["ENDPOINT_CONCURRENCY"], config["DISPATCH_BATCH"]) == (8, 100)
+    assert (config["ENDPOINT_CONCURRENCY"], config["DELIVERY_CONCURRENCY"]) == (8, 100)
 
 
 def test_load_config_sqlite_gets_no_pool_sizes() -> None:

@@ -16,8 +16,10 @@ from api.models import Application, Delivery, Endpoint, Message, MessageStatus
 from api.models.common import utcnow
 from api.services import tokens
 from api.services.delivery import outbox, record
+from api.services.delivery.claim import claim_jobs
 from api.services.delivery.http_client import Outcome
-from api.services.delivery.load import Job, load_job
+from api.services.delivery.job import Job
+from api.services.delivery.send import Result
 
 pytestmark = [pytest.mark.postgresql_only, pytest.mark.usefixtures("committed_db")]
 
@@ -46,24 +48,31 @@ def _seed(app: Flask, name: str) -> tuple[str, str, str, list[Job]]:
         ]
         db.session.add_all([endpoint, *messages])
         db.session.flush()
-        leased = [outbox.add_delivery(message, endpoint) for message in messages]
+        for message in messages:
+            outbox.add_delivery(message, endpoint)
         db.session.commit()
-        jobs = [load_job(d.id, d.lease_token or "") for d in leased]
-        assert all(isinstance(job, Job) for job in jobs)
-        return token, application.id, endpoint.id, jobs  # type: ignore[return-value]
+        cap = app.config["ENDPOINT_CONCURRENCY"]
+        app.config["ENDPOINT_CONCURRENCY"] = DELIVERIES  # all of them in flight at once
+        try:
+            jobs = [job for job in claim_jobs(1000) if job.endpoint_id == endpoint.id]
+        finally:
+            app.config["ENDPOINT_CONCURRENCY"] = cap
+        assert len(jobs) == DELIVERIES
+        return token, application.id, endpoint.id, jobs
 
 
 def _race(app: Flask, jobs: list[Job], path: str, token: str) -> list[Any]:
-    """Record the jobs' (failed) attempts in RECORDERS threads while another DELETEs `path`."""
+    """Record the jobs' (failed) attempts in RECORDERS threads, in batches of two as a pump
+    does, while another DELETEs `path`."""
     errors: list[Any] = []
     start = threading.Barrier(RECORDERS + 1)
 
     def recorder(share: list[Job]) -> None:
         with app.app_context():
             start.wait()
-            for job in share:
+            for batch in (share[:2], share[2:]):
                 try:
-                    record.record(job, Outcome(500, "busy", 3))
+                    record.record_results([Result(job, Outcome(500, "busy", 3)) for job in batch])
                 except Exception as exc:  # a deadlock victim, or anything else
                     errors.append(repr(exc))
                     db.session.rollback()

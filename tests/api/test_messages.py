@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from api.extensions import db, get_redis
 from api.models import Application, Delivery, Endpoint, Message
 from api.services import driver
+from api.services.delivery.outbox import AWAKE_KEY
 from api.services.queue import QUEUE
 from api.services.tokens import create_token
 
@@ -184,12 +185,13 @@ def test_create_message_adds_one_delivery_per_matching_endpoint(
     add_endpoint(application, event_types=["user.deleted"])
     add_endpoint(application, channels=["asia"])
     add_endpoint(application, disabled=True)
+    get_redis().delete(AWAKE_KEY)  # no pump awake: the message wakes one
     queued_before = get_redis().llen(QUEUE)
     msg_id = post_message(client, auth_headers, "shop", channels=["us"]).get_json()["id"]
     deliveries = db.session.scalars(select(Delivery).where(Delivery.msg_id == msg_id)).all()
     assert {d.endpoint_id for d in deliveries} == matching
-    assert all(d.lease_token and d.next_attempt_at for d in deliveries)
-    assert get_redis().llen(QUEUE) - queued_before == 3
+    assert all(d.lease_token is None and d.next_attempt_at for d in deliveries)  # due now
+    assert get_redis().llen(QUEUE) - queued_before == 1  # one wake-up for the three
 
 
 def test_create_message_without_channels_skips_channel_filtered_endpoints(

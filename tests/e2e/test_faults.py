@@ -22,13 +22,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from celery import Celery
+import redis
 from flask import Flask
 from sqlalchemy import select
 
 from api.extensions import db
 from api.models import Delivery, MessageAttempt, MessageStatus
-from api.services.queue import QUEUE
+from api.services.delivery import outbox
 from tests.api.factories import seed
 from tests.conftest import DATABASE_URL
 from tests.e2e.processes import BOOT_TIMEOUT, PrivateRedis, Stack
@@ -47,23 +47,28 @@ RECOVERY_BOUND = 15.0  # s: every message arrives this soon after it was accepte
 def produce(
     app: Flask,
     url: str,
-    publisher: Celery,
+    publisher: redis.Redis,
     count: int,
     stats: dict[str, int],
     accepted: dict[str, float],
 ) -> None:
-    """Commit `count` messages (10 ms apart) with leased deliveries (the default lease),
-    publishing each; `accepted` gets each message's commit time (monotonic)."""
+    """Commit `count` messages (10 ms apart) with due deliveries, each followed by the
+    ingest's wake-up; `accepted` gets each message's commit time (monotonic)."""
     with app.app_context():
         for _ in range(count):
             d = seed(url, commit=False)
             db.session.commit()
             accepted[d.msg_id] = time.monotonic()
-            try:
-                publisher.send_task("herald.deliver", args=(d.id, d.lease_token), queue=QUEUE)
-            except Exception:  # broker down: the dispatcher picks the row up after its lease
-                stats["publish_failed"] += 1
+            if not outbox.wake(client=publisher) and not _answers(publisher):
+                stats["publish_failed"] += 1  # broker down: the dispatcher wakes a pump later
             time.sleep(0.01)
+
+
+def _answers(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
 
 
 def run_stream(
@@ -72,9 +77,7 @@ def run_stream(
     """Produce MESSAGES while `fault()` strikes (it returns when the fault was over); every
     message must arrive (settle) within RECOVERY_BOUND of max(accepted, fault over)."""
     receiver.delay = 0.01
-    publisher = Celery(broker=redis_url)
-    publisher.conf.broker_transport_options = {"socket_timeout": 2, "socket_connect_timeout": 1}
-    publisher.conf.task_publish_retry_policy = {"max_retries": 0}
+    publisher = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=1)
     stats = {"publish_failed": 0}
     accepted: dict[str, float] = {}
     producer = threading.Thread(
@@ -169,9 +172,8 @@ def test_term_is_a_warm_shutdown_that_finishes_the_delivery_in_flight(
     stack.start("worker")
     with app.app_context():
         delivery = seed(receiver.url)
-        delivery_id, token = delivery.id, delivery.lease_token
-    publisher = Celery(broker=private_redis.url)
-    publisher.send_task("herald.deliver", args=(delivery_id, token), queue=QUEUE)
+        delivery_id = delivery.id
+        assert outbox.wake(client=redis.Redis.from_url(private_redis.url))
     deadline = time.monotonic() + BOOT_TIMEOUT
     while receiver.started < 1 and time.monotonic() < deadline:
         time.sleep(0.02)

@@ -9,13 +9,13 @@ import time
 from collections.abc import Callable
 
 import pytest
-from celery import Celery
+import redis
 from flask import Flask
 from sqlalchemy import select
 
 from api.extensions import db
 from api.models import Delivery, MessageAttempt, MessageStatus
-from api.services.queue import QUEUE
+from api.services.delivery import outbox
 from tests.api.factories import seed
 from tests.e2e.processes import PrivateRedis, Stack
 from tests.support import SLOW_MACHINE_TIMEOUT, Receiver, ScriptedReceiver, eventually
@@ -45,19 +45,18 @@ def test_wedging_receivers_are_recorded_on_schedule_and_spare_the_others(
         ),
         "trickled headers": scripted_receiver([(b"HTTP/1.1 200 OK\r\n", 1.0), *TRICKLE]),
     }
-    stack = stack_factory(private_redis.url, concurrency=8)
+    stack = stack_factory(private_redis.url)
     stack.start("worker")
     stack.start("beat")
-    publisher = Celery(broker=private_redis.url)
+    publisher = redis.Redis.from_url(private_redis.url)
     with app.app_context():
         rows = {name: seed(url) for name, url in wedged.items()}
         wedged_ids = {name: d.id for name, d in rows.items()}
-        for d in rows.values():
-            publisher.send_task("herald.deliver", args=(d.id, d.lease_token), queue=QUEUE)
+        outbox.wake(client=publisher)
         sent_at: dict[str, float] = {}
         for _ in range(HEALTHY):  # while two threads are held by the trickling receivers
             d = seed(receiver.url)
-            publisher.send_task("herald.deliver", args=(d.id, d.lease_token), queue=QUEUE)
+            outbox.wake(client=publisher)
             sent_at[d.msg_id] = time.monotonic()
             time.sleep(0.1)
     healthy = receiver.wait_for(HEALTHY, timeout=SLOW_MACHINE_TIMEOUT)

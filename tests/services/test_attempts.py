@@ -93,8 +93,8 @@ def test_run_recovery_resends_only_messages_still_failing_in_window(
     assert recovery.run_recovery(task.id) == 1
     resent = manual_deliveries(endpoint)
     assert [d.msg_id for d in resent] == [wanted.id]
-    assert resent[0].status == MessageStatus.SENDING and resent[0].lease_token
-    assert enqueued[1:] == [("herald.deliver", resent[0].id, resent[0].lease_token)]
+    assert resent[0].status == MessageStatus.SENDING and resent[0].next_attempt_at is not None
+    assert enqueued[1:] == [("herald.pump",)]
     refreshed = db.session.get(BackgroundTask, task.id)
     assert refreshed.status == "finished" and refreshed.data["resent"] == 1
 

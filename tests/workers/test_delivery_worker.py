@@ -1,4 +1,4 @@
-"""herald.deliver / herald.dispatch_due through a real Celery worker on the real Redis."""
+"""herald.pump / herald.dispatch_due through a real Celery worker on the real Redis."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from datetime import timedelta
 
 from flask import Flask
 
-from api.extensions import db
+from api.extensions import db, get_redis
 from api.models import Delivery, MessageAttempt
 from api.models.common import utcnow
 from api.services.delivery import outbox
 from api.services.delivery.claim import dispatch_due
-from api.services.queue import enqueue
+from api.services.queue import QUEUE, enqueue
 from tests.api.factories import seed
 from tests.support import Receiver
 
@@ -28,42 +28,64 @@ def _wait_status(app: Flask, delivery_id: str, status: int, timeout: float = 15)
     raise AssertionError(f"delivery {delivery_id} never reached status {status}")
 
 
-def test_published_delivery_is_sent_by_worker(
-    app: Flask, celery_worker: object, receiver: Receiver
-) -> None:
+def _asleep(app: Flask) -> None:
+    """No pump awake, nothing queued (what earlier tests left)."""
     with app.app_context():
-        d = seed(receiver.url)
-        d_id = d.id
-        assert outbox.publish([d]) == 1
-    _wait_status(app, d_id, 0)
-    assert len(receiver.wait_for(1)) == 1
+        get_redis().delete(outbox.AWAKE_KEY, QUEUE)
 
 
-def test_lost_publish_is_recovered_by_dispatcher(
+def test_a_burst_is_delivered_on_one_wake_up(
     app: Flask, celery_worker: object, receiver: Receiver
 ) -> None:
+    _asleep(app)
     with app.app_context():
-        d = seed(receiver.url)  # committed, never published: the fast path was lost
-        d.next_attempt_at = utcnow() - timedelta(seconds=1)  # lease ran out
-        db.session.commit()
+        ids = [seed(receiver.url).id for _ in range(20)]
+        published = [outbox.wake() for _ in ids]  # each message's commit wakes a pump
+    assert published.count(True) == 1  # the first one did; the rest found it awake
+    for delivery_id in ids:
+        _wait_status(app, delivery_id, 0)
+    assert len(receiver.wait_for(20)) == 20
+
+
+def test_a_lost_wake_up_is_recovered_by_the_dispatcher(
+    app: Flask, celery_worker: object, receiver: Receiver
+) -> None:
+    _asleep(app)
+    with app.app_context():
+        d = seed(receiver.url)  # committed, its wake-up lost with Redis
         d_id = d.id
         assert dispatch_due() == 1
     _wait_status(app, d_id, 0)
     assert len(receiver.wait_for(1)) == 1
 
 
-def test_stale_duplicate_task_sends_nothing(
+def test_duplicate_wake_ups_send_once(
     app: Flask, celery_worker: object, receiver: Receiver
 ) -> None:
+    _asleep(app)
     with app.app_context():
         d = seed(receiver.url)
-        d_id, token = d.id, d.lease_token
-        enqueue("herald.deliver", d_id, token)
-        enqueue("herald.deliver", d_id, token)  # the same claim twice
-        enqueue("herald.deliver", d_id, "old-claim")
+        d_id = d.id
+        for _ in range(3):
+            enqueue("herald.pump")
     _wait_status(app, d_id, 0)
-    time.sleep(0.5)
+    time.sleep(1.0)  # the other wake-ups ran too
     assert len(receiver.requests) == 1
     with app.app_context():
         count = db.session.query(MessageAttempt).filter_by(delivery_id=d_id).count()
+        assert get_redis().llen(QUEUE) == 0
     assert count == 1
+
+
+def test_a_row_whose_lease_ran_out_is_sent_again(
+    app: Flask, celery_worker: object, receiver: Receiver
+) -> None:
+    _asleep(app)
+    with app.app_context():
+        d = seed(receiver.url)
+        d.lease_token, d.next_attempt_at = "dead-worker", utcnow() - timedelta(seconds=1)
+        db.session.commit()
+        d_id = d.id
+        assert dispatch_due() == 1
+    _wait_status(app, d_id, 0)
+    assert len(receiver.wait_for(1)) == 1

@@ -1,26 +1,46 @@
-"""The delivery outbox: delivery rows created already leased, published after commit.
+"""The delivery outbox: delivery rows created due in the message's transaction; a wake-up
+published after the commit.
 
-A new delivery is inserted with a lease (`next_attempt_at = now + LEASE_SECONDS`, a fresh
-`lease_token`) in the same transaction as its message, and `herald.deliver(id, token)` is
-published after the commit (the fast path). If that publish is lost — Redis down, process
-killed — the lease expires and the dispatcher claims the row again: nothing is lost.
+A new delivery is inserted due now (`next_attempt_at = created`, no lease) in the same
+transaction as its message. After the commit, `wake()` makes sure a pump (pump.py) is awake:
+if one is already running anywhere, it finds the row on its next claim and nothing is
+published at all; otherwise one `herald.pump` task is. If that publish is lost (Redis down,
+process killed) the dispatcher's next pass sees the due row and wakes a pump: nothing is lost.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from api.extensions import db
+import redis
+from flask import current_app
+from sqlalchemy import select
+
+from api.extensions import db, get_redis
 from api.ids import new_id
 from api.models import Delivery, Endpoint, Message, MessageStatus, TriggerType
 from api.models.common import utcnow
-from api.services.delivery.leases import lease_deadline
-from api.services.queue import enqueue_many
+from api.services.queue import QUEUE, task_message
 
-DELIVER_TASK = "herald.deliver"
+logger = logging.getLogger(__name__)
+
+PUMP_TASK = "herald.pump"
+# Set while a pump task is queued or a pump runs (pump.py refreshes it): a producer that finds
+# it set publishes nothing. Its expiry bounds what a lost wake-up costs.
+AWAKE_KEY = "herald:awake"
+
+# One round trip: publish the wake-up only when nothing is awake.
+_WAKE = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', tonumber(ARGV[1])) then
+  redis.call('LPUSH', KEYS[2], ARGV[2])
+  return 1
+end
+return 0
+"""
 
 
 def new_lease_token() -> str:
@@ -28,14 +48,19 @@ def new_lease_token() -> str:
     return secrets.token_hex(16)
 
 
-def leased_row(
+def awake_seconds() -> int:
+    """How long the awake flag lasts unrefreshed (2 dispatcher intervals, at least 2 s)."""
+    return max(2, int(2 * float(current_app.config["DISPATCH_INTERVAL"]) + 0.999))
+
+
+def due_row(
     msg_id: str,
     app_id: str,
     endpoint_id: str,
     trigger: TriggerType = TriggerType.SCHEDULED,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The column values of a new delivery, created already leased."""
+    """The column values of a new delivery, due now."""
     created = now or utcnow()
     return {
         "id": new_id("msgep", created.timestamp()),
@@ -45,8 +70,8 @@ def leased_row(
         "status": MessageStatus.SENDING,
         "trigger_type": trigger,
         "attempt_count": 0,
-        "next_attempt_at": lease_deadline(),  # api/services/delivery/leases.py
-        "lease_token": new_lease_token(),
+        "next_attempt_at": created,
+        "lease_token": None,
         "created_at": created,
         "updated_at": created,
     }
@@ -55,32 +80,40 @@ def leased_row(
 def add_delivery(
     message: Message, endpoint: Endpoint, trigger: TriggerType = TriggerType.SCHEDULED
 ) -> Delivery:
-    """Add (not commit) a leased delivery row for message → endpoint."""
-    delivery = Delivery(**leased_row(message.id, message.app_id, endpoint.id, trigger))
+    """Add (not commit) a due delivery row for message → endpoint."""
+    delivery = Delivery(**due_row(message.id, message.app_id, endpoint.id, trigger))
     db.session.add(delivery)
     return delivery
 
 
-def leased_rows(message_row: dict[str, Any], endpoint_ids: Iterable[str]) -> list[dict[str, Any]]:
-    """Leased SCHEDULED delivery rows of a new message (for one Core INSERT)."""
+def due_rows(message_row: dict[str, Any], endpoint_ids: Iterable[str]) -> list[dict[str, Any]]:
+    """Due SCHEDULED delivery rows of a new message (for one Core INSERT)."""
     return [
-        leased_row(
+        due_row(
             message_row["id"], message_row["app_id"], endpoint_id, now=message_row["created_at"]
         )
         for endpoint_id in endpoint_ids
     ]
 
 
-def publish(deliveries: Iterable[Delivery | dict[str, Any]]) -> int:
-    """After commit: publish `herald.deliver(id, lease_token)` for each delivery (object or
-    row) in one round trip; returns how many went."""
-    return enqueue_many(
-        DELIVER_TASK,
-        [
-            (d["id"], d["lease_token"]) if isinstance(d, dict) else (d.id, d.lease_token)
-            for d in deliveries
-        ],
-    )
+def wake(force: bool = False, client: redis.Redis | None = None) -> bool:
+    """After commit: make sure a pump will look at the table; True when a task was published.
+
+    Never raises: with Redis away the dispatcher's next pass wakes a pump instead. `force`
+    publishes even when one is awake (the dispatcher, so a backlog reaches other workers);
+    `client` another Redis than the app's (tests of private brokers).
+    """
+    try:
+        client = client or get_redis()
+        message = task_message(PUMP_TASK, [])
+        if force:
+            client.lpush(QUEUE, message)
+            return True
+        script = client.register_script(_WAKE)
+        return bool(script(keys=[AWAKE_KEY, QUEUE], args=[awake_seconds(), message]))
+    except Exception:
+        logger.warning("queue.publish_failed", extra={"task": PUMP_TASK}, exc_info=True)
+        return False
 
 
 def delete_deliveries(*where: Any) -> None:
@@ -91,5 +124,11 @@ def delete_deliveries(*where: Any) -> None:
     outright locks them first and reaches the deliveries through the cascade: the opposite
     order, a deadlock with a busy worker. Deleting the deliveries first takes the worker's
     order (it waits for an attempt being recorded, and a later record finds its row gone).
+    The rows are locked in id order first, as a batch record and the lease renewal lock
+    theirs: two writers of several rows never wait on each other in a circle.
     """
-    db.session.execute(Delivery.__table__.delete().where(*where))
+    rows = select(Delivery.id).where(*where).order_by(Delivery.id).with_for_update()
+    db.session.execute(
+        Delivery.__table__.delete().where(Delivery.id.in_(rows.scalar_subquery())),
+        execution_options={"synchronize_session": False},
+    )

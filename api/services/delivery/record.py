@@ -1,12 +1,13 @@
-"""Recording an attempt: the attempt row, the delivery's next state (retry schedule), the
-endpoint's failure clock, all fenced on the lease token; optionally leasing the endpoint's
-next due row in the same statement (a worker going on with its run).
+"""Recording a batch of results: the attempt rows, each delivery's next state (the retry
+schedule) or its park, the endpoints' failure clocks — fenced on the lease tokens, in one
+statement on PostgreSQL however many results there are.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,52 +20,60 @@ from api.models import MessageAttempt, MessageStatus, TriggerType
 from api.models.common import utcnow
 from api.services import driver
 from api.services.delivery import retry
-from api.services.delivery.claim import claim_next_for_endpoint
 from api.services.delivery.http_client import Outcome
-from api.services.delivery.leases import lease_deadline
-from api.services.delivery.load import ENDPOINT, Job, fenced_update
+from api.services.delivery.job import ENDPOINT, Job, fenced_update
+from api.services.delivery.send import Result
 
 logger = logging.getLogger(__name__)
 
-# PostgreSQL, one round trip: the fenced update, the attempt row and (when chaining after a
-# success) the lease of the endpoint's next due row with its payload. Asynchronous commit:
-# losing this commit in a database crash only means the attempt is made (and recorded) again.
-# Run with psycopg directly (api/services/driver.py): the hot statement of the drain.
+# PostgreSQL, one round trip for the batch: the rows still leased to us are locked in id
+# order (as a delete takes them: no deadlock), updated, and an attempt row written for each
+# that was attempted (not for a park). Asynchronous commit: losing this commit in a database
+# crash only means the attempt is made (and recorded) again.
 _RECORD_PG = """
-WITH cfg AS (SELECT set_config('synchronous_commit', 'off', true)),
+WITH cfg AS (SELECT set_config('synchronous_commit', 'off', true) AS v),
+r AS (
+  SELECT * FROM unnest(
+    CAST(%(ids)s AS text[]), CAST(%(tokens)s AS text[]), CAST(%(statuses)s AS smallint[]),
+    CAST(%(next_ats)s AS timestamptz[]), CAST(%(counts)s AS integer[]),
+    CAST(%(attempt_ids)s AS text[]), CAST(%(urls)s AS text[]), CAST(%(responses)s AS text[]),
+    CAST(%(codes)s AS smallint[]), CAST(%(durations)s AS bigint[]),
+    CAST(%(attempt_statuses)s AS smallint[]))
+    AS r(id, token, status, next_at, cnt, attempt_id, url, response, code, duration,
+         attempt_status)),
+locked AS (
+  SELECT d.id FROM delivery d JOIN r ON r.id = d.id AND r.token = d.lease_token
+   WHERE d.status = 3 ORDER BY d.id FOR UPDATE OF d),
 upd AS (
-  UPDATE delivery SET status = %(status)s,
-         next_attempt_at = CAST(%(next_at)s AS timestamptz), attempt_count = %(count)s,
+  UPDATE delivery d SET status = r.status, next_attempt_at = r.next_at, attempt_count = r.cnt,
          lease_token = NULL, updated_at = CAST(%(now)s AS timestamptz)
-   WHERE id = %(delivery_id)s AND lease_token = %(token)s AND status = 3
-  RETURNING id),
+    FROM r, locked, cfg WHERE d.id = locked.id AND r.id = locked.id AND cfg.v IS NOT NULL
+  RETURNING d.id, d.msg_id, d.endpoint_id, d.app_id, d.trigger_type),
 ins AS (
   INSERT INTO message_attempt (id, msg_id, endpoint_id, delivery_id, app_id, url, response,
     response_status_code, response_duration_ms, status, trigger_type, next_attempt_at,
     created_at)
-  SELECT %(attempt_id)s, %(msg_id)s, %(endpoint_id)s, upd.id, %(app_id)s, %(url)s,
-    %(response)s, CAST(%(code)s AS smallint), CAST(%(duration)s AS bigint),
-    CAST(%(attempt_status)s AS smallint), CAST(%(trigger)s AS smallint),
-    CAST(%(next_at)s AS timestamptz), CAST(%(now)s AS timestamptz)
-  FROM upd, cfg
-  RETURNING id),
-nxt AS (
-  UPDATE delivery SET lease_token = replace(CAST(gen_random_uuid() AS text), '-', ''),
-         next_attempt_at = CAST(%(until)s AS timestamptz),
-         updated_at = CAST(%(now)s AS timestamptz)
-   WHERE id = (SELECT id FROM delivery
-                WHERE endpoint_id = %(endpoint_id)s AND status = 3
-                  AND next_attempt_at <= CAST(%(now)s AS timestamptz)
-                  AND CAST(%(chain)s AS boolean) AND EXISTS (SELECT 1 FROM upd)
-                ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-  RETURNING id, lease_token, msg_id, trigger_type, attempt_count)
-SELECT (SELECT count(*) FROM ins) AS written, nxt.id, nxt.lease_token, nxt.msg_id,
-       nxt.trigger_type, nxt.attempt_count, m.payload
-  FROM (SELECT 1) AS one LEFT JOIN nxt ON true LEFT JOIN message m ON m.id = nxt.msg_id
+  SELECT r.attempt_id, upd.msg_id, upd.endpoint_id, upd.id, upd.app_id, r.url, r.response,
+         r.code, r.duration, r.attempt_status, upd.trigger_type, r.next_at,
+         CAST(%(now)s AS timestamptz)
+    FROM upd JOIN r ON r.id = upd.id WHERE r.attempt_id IS NOT NULL
+  RETURNING delivery_id)
+SELECT upd.id FROM upd
 """
 
 
-def _next_state(job: Job, outcome: Outcome, now: datetime) -> tuple[int, datetime | None]:
+@dataclass(frozen=True)
+class _Row:
+    """One result as written: the delivery's next state and (when attempted) its attempt."""
+
+    result: Result
+    status: int
+    next_at: datetime | None
+    count: int
+    attempt_status: int | None  # None: a park, no attempt
+
+
+def next_state(job: Job, outcome: Outcome, now: datetime) -> tuple[int, datetime | None]:
     """(delivery status, next attempt time) after this attempt."""
     if outcome.ok:
         return MessageStatus.SUCCESS, None
@@ -83,102 +92,52 @@ def _next_state(job: Job, outcome: Outcome, now: datetime) -> tuple[int, datetim
     return MessageStatus.SENDING, now + timedelta(seconds=delay)
 
 
-def _track_endpoint_health(job: Job, ok: bool, now: datetime) -> None:
-    """Reset the failure clock on success; start it, or disable the endpoint, on failure.
-
-    Decided from the snapshot, so the common cases (healthy and succeeding, or already
-    failing within the window) cost no write.
-    """
-    ep = ENDPOINT.c
-    if ok:
-        if job.first_failure_at is not None:
-            db.session.execute(
-                update(ENDPOINT).where(ep.id == job.endpoint_id).values(first_failure_at=None)
-            )
-        return
-    if job.first_failure_at is None:
-        db.session.execute(
-            update(ENDPOINT)
-            .where(ep.id == job.endpoint_id, ep.first_failure_at.is_(None))
-            .values(first_failure_at=now)
-        )
-        return
-    cutoff = now - timedelta(seconds=current_app.config["ENDPOINT_DISABLE_AFTER"])
-    if job.first_failure_at <= cutoff:
-        result = db.session.execute(
-            update(ENDPOINT)
-            .where(ep.id == job.endpoint_id, ep.first_failure_at <= cutoff, ~ep.disabled)
-            .values(disabled=True, updated_at=now)
-        )
-        if result.rowcount:  # type: ignore[attr-defined]
-            logger.warning("endpoint.auto_disabled", extra={"endpoint_id": job.endpoint_id})
-
-
-def record_attempt(job: Job, outcome: Outcome, chain: bool = False) -> tuple[str, Job | None]:
-    """`record`, and when the database refuses the outcome (or anything else raises while
-    recording it), record its status code with a note instead of the response and without
-    its Retry-After: the attempt is logged and the retry schedule goes on, never a silent
-    re-send after the lease."""
-    try:
-        return record(job, outcome, chain=chain)
-    except Exception as exc:
-        db.session.rollback()
-        logger.exception("delivery.record_failed", extra={"delivery_id": job.delivery_id})
-        note = f"(the response could not be stored: {type(exc).__name__})"
-        safe = Outcome(outcome.status_code, note, outcome.duration_ms, timed_out=outcome.timed_out)
-        return record(job, safe)
-
-
-def record_outcome(job: Job, outcome: Outcome, now: datetime | None = None) -> str:
-    """Write the attempt and the delivery's next state, fenced on the lease token."""
-    return record(job, outcome, now)[0]
-
-
-def record(
-    job: Job, outcome: Outcome, now: datetime | None = None, chain: bool = False
-) -> tuple[str, Job | None]:
-    """record_outcome; with `chain`, a success also leases the endpoint's next due row."""
-    moment = now or utcnow()
-    status, next_at = _next_state(job, outcome, moment)
+def _row(result: Result, now: datetime) -> _Row:
+    job, outcome = result.job, result.outcome
+    if outcome is None:
+        park = now + timedelta(seconds=result.park_seconds)
+        return _Row(result, MessageStatus.SENDING, park, job.attempt_count, None)
+    status, next_at = next_state(job, outcome, now)
     attempt_status = MessageStatus.SUCCESS if outcome.ok else MessageStatus.FAIL
-    chain = chain and outcome.ok
-    claimed: Any = None
-    if db.engine.dialect.name == "postgresql":
-        (row,) = driver.execute(
-            _RECORD_PG,
-            {
-                "status": int(status),
-                "next_at": next_at,
-                "count": job.attempt_count + 1,
-                "now": moment,
-                "delivery_id": job.delivery_id,
-                "token": job.lease_token,
-                "attempt_id": new_id("atmpt"),
-                "msg_id": job.msg_id,
-                "endpoint_id": job.endpoint_id,
-                "app_id": job.app_id,
-                "url": job.url,
-                "response": outcome.response,
-                "code": outcome.status_code,
-                "duration": outcome.duration_ms,
-                "attempt_status": int(attempt_status),
-                "trigger": job.trigger_type,
-                "chain": chain,
-                "until": lease_deadline(moment),
-            },
-        )
-        written, claimed = bool(row.written), (row if row.id is not None else None)
-    else:
-        written = fenced_update(
-            job.delivery_id,
-            job.lease_token,
-            status=status,
-            next_attempt_at=next_at,
-            attempt_count=job.attempt_count + 1,
-            lease_token=None,
-            updated_at=moment,
-        )
-        if written:
+    return _Row(result, status, next_at, job.attempt_count + 1, attempt_status)
+
+
+def _write_postgresql(rows: Sequence[_Row], now: datetime) -> set[str]:
+    def column(get: Any) -> list[Any]:
+        return [get(row) for row in rows]
+
+    def attempted(get: Any) -> list[Any]:
+        return [get(row.result.outcome) if row.result.outcome else None for row in rows]
+
+    params = {
+        "ids": column(lambda r: r.result.job.delivery_id),
+        "tokens": column(lambda r: r.result.job.lease_token),
+        "statuses": column(lambda r: int(r.status)),
+        "next_ats": column(lambda r: r.next_at),
+        "counts": column(lambda r: r.count),
+        "attempt_ids": column(lambda r: new_id("atmpt") if r.attempt_status is not None else None),
+        "urls": column(lambda r: r.result.job.url),
+        "responses": attempted(lambda o: o.response),
+        "codes": attempted(lambda o: o.status_code),
+        "durations": attempted(lambda o: o.duration_ms),
+        "attempt_statuses": column(
+            lambda r: int(r.attempt_status) if r.attempt_status is not None else None
+        ),
+        "now": now,
+    }
+    return {row.id for row in driver.execute(_RECORD_PG, params)}
+
+
+def _write_generic(rows: Sequence[_Row], now: datetime) -> set[str]:
+    written = set()
+    for row in sorted(rows, key=lambda r: r.result.job.delivery_id):
+        job, outcome = row.result.job, row.result.outcome
+        values: dict[str, Any] = {"status": row.status, "next_attempt_at": row.next_at}
+        values.update(attempt_count=row.count, lease_token=None, updated_at=now)
+        if not fenced_update(job.delivery_id, job.lease_token, **values):
+            continue
+        written.add(job.delivery_id)
+        if outcome is not None:
             db.session.execute(
                 insert(MessageAttempt.__table__).values(
                     id=new_id("atmpt"),
@@ -190,52 +149,114 @@ def record(
                     response=outcome.response,
                     response_status_code=outcome.status_code,
                     response_duration_ms=outcome.duration_ms,
-                    status=attempt_status,
+                    status=row.attempt_status,
                     trigger_type=job.trigger_type,
-                    next_attempt_at=next_at,
-                    created_at=moment,
+                    next_attempt_at=row.next_at,
+                    created_at=now,
                 )
             )
-            claimed = claim_next_for_endpoint(job.endpoint_id, commit=False) if chain else None
-    if not written:
-        db.session.rollback()
-        logger.info("delivery.stale_result", extra={"delivery_id": job.delivery_id})
-        return "stale", None
-    _track_endpoint_health(job, outcome.ok, moment)
-    following = None
-    if claimed is not None and claimed.payload is None:  # purged meanwhile: finish it here
-        fenced_update(
-            claimed.id,
-            claimed.lease_token,
-            status=MessageStatus.CANCELED,
-            next_attempt_at=None,
-            lease_token=None,
-            updated_at=moment,
-        )
-    elif claimed is not None:
-        # the endpoint's settings are reused from this job's snapshot (at most CHAIN_SECONDS
-        # old; svix-server caches endpoints for 30 s): no second read per row
-        following = replace(
-            job,
-            delivery_id=claimed.id,
-            lease_token=claimed.lease_token,
-            msg_id=claimed.msg_id,
-            trigger_type=claimed.trigger_type,
-            attempt_count=claimed.attempt_count,
-            body=claimed.payload.encode(),
-            first_failure_at=None,
-        )
+    return written
+
+
+def _track_endpoint_health(rows: Sequence[_Row], now: datetime) -> None:
+    """Per endpoint, its latest attempt in the batch: a success resets the failure clock; a
+    failure starts it, or disables the endpoint once it has run for ENDPOINT_DISABLE_AFTER.
+
+    Decided from the jobs' snapshots, so the common cases (healthy and succeeding, or
+    already failing within the window) cost no write.
+    """
+    latest: dict[str, tuple[Job, bool]] = {}
+    for row in rows:
+        if row.result.outcome is not None:
+            latest[row.result.job.endpoint_id] = (row.result.job, row.result.outcome.ok)
+    ep = ENDPOINT.c
+    cutoff = now - timedelta(seconds=current_app.config["ENDPOINT_DISABLE_AFTER"])
+    for endpoint_id, (job, ok) in sorted(latest.items()):
+        if ok and job.first_failure_at is not None:
+            db.session.execute(
+                update(ENDPOINT).where(ep.id == endpoint_id).values(first_failure_at=None)
+            )
+        elif not ok and job.first_failure_at is None:
+            db.session.execute(
+                update(ENDPOINT)
+                .where(ep.id == endpoint_id, ep.first_failure_at.is_(None))
+                .values(first_failure_at=now)
+            )
+        elif not ok and job.first_failure_at <= cutoff:  # type: ignore[operator]
+            disabled = db.session.execute(
+                update(ENDPOINT)
+                .where(ep.id == endpoint_id, ep.first_failure_at <= cutoff, ~ep.disabled)
+                .values(disabled=True, updated_at=now)
+            )
+            if disabled.rowcount:  # type: ignore[attr-defined]
+                logger.warning("endpoint.auto_disabled", extra={"endpoint_id": endpoint_id})
+
+
+_LABELS = {0: "success", 2: "failed"}
+
+
+def _record(results: Sequence[Result], now: datetime) -> list[str]:
+    rows = [_row(result, now) for result in results]
+    write = _write_postgresql if db.engine.dialect.name == "postgresql" else _write_generic
+    written = write(rows, now)
+    _track_endpoint_health([row for row in rows if row.result.job.delivery_id in written], now)
     db.session.commit()
-    label = {0: "success", 2: "failed"}.get(int(status), "retry")
-    logger.info(
-        "delivery.attempted",
-        extra={
-            "delivery_id": job.delivery_id,
-            "msg_id": job.msg_id,
-            "endpoint_id": job.endpoint_id,
-            "status_code": outcome.status_code,
-            "result": label,
-            "duration_ms": outcome.duration_ms,
-        },
-    )
-    return label, following
+    labels = []
+    for row in rows:
+        job, outcome = row.result.job, row.result.outcome
+        if job.delivery_id not in written:
+            logger.info("delivery.stale_result", extra={"delivery_id": job.delivery_id})
+            labels.append("stale")
+        elif outcome is None:
+            labels.append("throttled")
+        else:
+            label = _LABELS.get(int(row.status), "retry")
+            labels.append(label)
+            logger.info(
+                "delivery.attempted",
+                extra={
+                    "delivery_id": job.delivery_id,
+                    "msg_id": job.msg_id,
+                    "endpoint_id": job.endpoint_id,
+                    "status_code": outcome.status_code,
+                    "result": label,
+                    "duration_ms": outcome.duration_ms,
+                },
+            )
+    return labels
+
+
+def _stored_safely(result: Result, error: Exception) -> Result:
+    """The result without what the database refused: its status code and a note instead of
+    the response, without its Retry-After."""
+    outcome = result.outcome
+    if outcome is None:
+        return result
+    note = f"(the response could not be stored: {type(error).__name__})"
+    safe = Outcome(outcome.status_code, note, outcome.duration_ms, timed_out=outcome.timed_out)
+    return Result(result.job, safe)
+
+
+def record_results(results: Sequence[Result], now: datetime | None = None) -> list[str]:
+    """Record the batch; returns a label per result (success / retry / failed / throttled /
+    stale). When the database refuses the batch (or anything else raises while recording
+    it), each result is recorded alone, and one that still fails is recorded without its
+    response: every attempt is logged and the retry schedule goes on, never a silent re-send
+    after the lease."""
+    if not results:
+        return []
+    moment = now or utcnow()
+    try:
+        return _record(results, moment)
+    except Exception as exc:
+        db.session.rollback()
+        if len(results) == 1:
+            logger.exception(
+                "delivery.record_failed", extra={"delivery_id": results[0].job.delivery_id}
+            )
+            return _record([_stored_safely(results[0], exc)], moment)
+        logger.exception("delivery.record_batch_failed", extra={"results": len(results)})
+    labels = []
+    for result in results:
+        labels += record_results([result], moment)
+    return labels

@@ -1,12 +1,12 @@
-"""Per-endpoint flow control in Redis: a throttleRate (GCRA slots) and a concurrency cap.
+"""Per-endpoint throttleRate in Redis (GCRA slots).
 
-Both use Redis server time, so every worker process shares one clock and one budget.
+It uses Redis server time, so every worker process shares one clock and one budget. (The
+per-endpoint concurrency cap is enforced by the claim: claim.py.)
 """
 
 from __future__ import annotations
 
 import logging
-import math
 
 import redis
 
@@ -35,19 +35,6 @@ end
 return tostring(wait)
 """
 
-# Concurrency cap: a sorted set of holders scored by their expiry (a dead worker's slot frees).
-_ACQUIRE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
-  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
-  return 1
-end
-return 0
-"""
-
 THROTTLE_FAIL_CLOSED_WAIT = 5.0
 
 
@@ -67,26 +54,3 @@ def reserve_slot(
         logger.warning("throttle.unavailable", extra={"endpoint_id": endpoint_id}, exc_info=True)
         return THROTTLE_FAIL_CLOSED_WAIT
     return max(0.0, wait)
-
-
-def acquire_slot(
-    client: redis.Redis, endpoint_id: str, holder: str, limit: int, hold_seconds: float
-) -> bool:
-    """Take one of the endpoint's `limit` in-flight slots (expires after `hold_seconds`)."""
-    if limit <= 0:
-        return True
-    try:
-        script = client.register_script(_ACQUIRE)
-        ms = max(1000, math.ceil(hold_seconds * 1000))
-        return bool(script(keys=[f"herald:inflight:{endpoint_id}"], args=[holder, limit, ms]))
-    except redis.RedisError:  # fail open: the cap protects fairness, not the receiver
-        logger.warning("concurrency.unavailable", extra={"endpoint_id": endpoint_id}, exc_info=True)
-        return True
-
-
-def release_slot(client: redis.Redis, endpoint_id: str, holder: str) -> None:
-    """Give back an in-flight slot taken with acquire_slot."""
-    try:
-        client.zrem(f"herald:inflight:{endpoint_id}", holder)
-    except redis.RedisError:
-        logger.warning("concurrency.release_failed", extra={"endpoint_id": endpoint_id})

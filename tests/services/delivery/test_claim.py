@@ -1,36 +1,27 @@
-"""The dispatcher (claim.py): claims due rows only, re-leases them, bounds in-flight work,
-skips locks; notices a Redis that came back empty."""
+"""Claiming (claim.py): due rows only, new leases, fair per endpoint (the concurrency cap),
+jobs joined, dead rows canceled, locks skipped; the dispatcher's wake-ups."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from flask import Flask
 
 from api.extensions import db, get_redis
-from api.models import Delivery, MessageStatus
+from api.models import Delivery, Endpoint, MessageStatus
 from api.models.common import utcnow
-from api.services.delivery import claim
+from api.services.delivery import claim, outbox
 from api.services.queue import QUEUE
-from tests.api.factories import seed
-from tests.support import Receiver
+from tests.api.factories import PAYLOAD, SECRET, seed
 
 
 @pytest.fixture
-def published(app: Flask, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
-    """Capture what the dispatcher publishes instead of sending it to Redis (whose marker is
-    set: a Redis that kept its queue, unless the test removes it)."""
-    app.extensions["redis"].set(claim.BROKER_MARK, "1")
-    app.extensions["redis"].delete(QUEUE)  # what other tests queued (no worker runs them)
-    sent: list[tuple[str, ...]] = []
-    monkeypatch.setattr(
-        claim,
-        "enqueue_many",
-        lambda name, arg_lists: sent.extend((name, *args) for args in arg_lists),
-    )
-    return sent
+def broker(app: Flask) -> object:
+    """An empty queue and no awake flag (what other tests left is not theirs)."""
+    client = app.extensions["redis"]
+    client.delete(QUEUE, outbox.AWAKE_KEY)
+    return client
 
 
 def _make(due: bool, leased: bool = False, status: int = MessageStatus.SENDING) -> str:
@@ -44,96 +35,6 @@ def _make(due: bool, leased: bool = False, status: int = MessageStatus.SENDING) 
     return d.id
 
 
-def test_dispatch_due_claims_only_due_rows(
-    app: Flask, db_session: object, published: list[tuple[str, ...]]
-) -> None:
-    due, later = _make(due=True), _make(due=False)
-    done = _make(due=True, status=MessageStatus.SUCCESS)
-    assert claim.dispatch_due() == 1
-    [(name, delivery_id, token)] = published
-    assert (name, delivery_id) == ("herald.deliver", due)
-    db.session.expire_all()
-    row = db.session.get(Delivery, due)
-    assert row is not None and row.lease_token == token and len(token) == 32
-    lease = timedelta(seconds=app.config["LEASE_SECONDS"])
-    assert row.next_attempt_at > utcnow() + lease - timedelta(seconds=5)  # type: ignore[operator]
-    assert db.session.get(Delivery, later).lease_token is None  # type: ignore[union-attr]
-    assert db.session.get(Delivery, done).lease_token is None  # type: ignore[union-attr]
-
-
-def test_dispatch_due_reclaims_expired_lease_with_new_token(
-    db_session: object, published: list[tuple[str, ...]]
-) -> None:
-    stuck = _make(due=True, leased=True)  # its worker died: the lease ran out
-    assert claim.dispatch_due() == 1
-    assert published[0][1] == stuck and published[0][2] != "tok"
-
-
-def test_dispatch_due_leaves_running_leases_while_redis_keeps_its_queue(
-    db_session: object, published: list[tuple[str, ...]]
-) -> None:
-    _make(due=False, leased=True)
-    assert claim.dispatch_due() == 0 and published == []
-
-
-def _leased(seconds_left: float) -> str:
-    d = seed("http://127.0.0.1:9/")
-    d.next_attempt_at = utcnow() + timedelta(seconds=seconds_left)
-    d.lease_token = "tok"
-    db.session.commit()
-    return d.id
-
-
-def test_dispatch_due_republishes_older_leases_when_redis_came_back_empty(
-    app: Flask, db_session: object, published: list[tuple[str, ...]]
-) -> None:
-    lease = app.config["LEASE_SECONDS"]
-    queued = _leased(lease * 0.3)  # its task waited in the queue Redis lost
-    sending = _leased(lease * 0.9)  # just picked up or renewed: being sent right now
-    later = _make(due=False)  # a retry scheduled for later: not a lease
-    get_redis().delete(claim.BROKER_MARK)  # what a restart without persistence leaves
-    assert claim.dispatch_due() == 1
-    [(_, delivery_id, token)] = published
-    assert delivery_id == queued and token != "tok"  # a new lease: the old task is stale
-    assert get_redis().get(claim.BROKER_MARK) is not None
-    db.session.expire_all()
-    assert db.session.get(Delivery, sending).lease_token == "tok"  # type: ignore[union-attr]
-    assert db.session.get(Delivery, later).lease_token is None  # type: ignore[union-attr]
-    assert claim.dispatch_due() == 0  # the marker is back: nothing more to release
-
-
-def test_dispatch_due_respects_in_flight_cap(
-    app: Flask,
-    db_session: object,
-    published: list[tuple[str, ...]],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setitem(app.config, "DISPATCH_MAX_IN_FLIGHT", 3)
-    monkeypatch.setitem(app.config, "DISPATCH_BATCH", 2)
-    _make(due=False, leased=True)  # one lease still running
-    ids = {_make(due=True) for _ in range(4)}
-    assert claim.dispatch_due() == 2
-    assert claim.dispatch_due() == 0  # full: 3 in flight
-    assert {p[1] for p in published} <= ids
-
-
-@pytest.mark.postgresql_only  # FOR UPDATE SKIP LOCKED
-def test_claim_skips_rows_locked_by_another_dispatcher(
-    app: Flask, committed_db: None, published: list[tuple[str, ...]]
-) -> None:
-    with app.app_context():
-        for _ in range(6):
-            _make(due=True)
-    with app.app_context():  # dispatcher A holds its claim open (not committed yet)
-        now = utcnow()
-        first = claim._claim_postgresql(now, now + timedelta(seconds=60), 4, 4)
-        with app.app_context():  # dispatcher B, another session and connection
-            second = claim.claim_due(10)
-        db.session.commit()
-    assert len(first) == 4 and len(second) == 2
-    assert not {i for i, _ in first} & {i for i, _ in second}
-
-
 def _on_one_endpoint(count: int, due: bool = True, leased: bool = False) -> list[str]:
     """`count` deliveries that all go to the first one's endpoint."""
     ids = [_make(due=due, leased=leased) for _ in range(count)]
@@ -144,57 +45,120 @@ def _on_one_endpoint(count: int, due: bool = True, leased: bool = False) -> list
     return ids
 
 
-@pytest.mark.parametrize(
-    "claimer",
-    [pytest.param("_claim_postgresql", marks=pytest.mark.postgresql_only), "_claim_generic"],
-)
-def test_claim_is_fair_per_endpoint(db_session: object, claimer: str) -> None:
+def test_claim_jobs_leases_only_due_rows_and_joins_the_job(app: Flask, db_session: object) -> None:
+    due, later = _make(due=True), _make(due=False)
+    done = _make(due=True, status=MessageStatus.SUCCESS)
+    [job] = claim.claim_jobs(10)
+    assert job.delivery_id == due and len(job.lease_token) == 32
+    assert (job.body, job.keys, job.url) == (PAYLOAD.encode(), [SECRET], "http://127.0.0.1:9/")
+    db.session.expire_all()
+    row = db.session.get(Delivery, due)
+    assert row is not None and row.lease_token == job.lease_token
+    lease = timedelta(seconds=app.config["LEASE_SECONDS"])
+    assert row.next_attempt_at > utcnow() + lease - timedelta(seconds=5)  # type: ignore[operator]
+    assert db.session.get(Delivery, later).lease_token is None  # type: ignore[union-attr]
+    assert db.session.get(Delivery, done).lease_token is None  # type: ignore[union-attr]
+    assert claim.claim_jobs(10) == []  # leased now
+
+
+def test_claim_jobs_takes_an_expired_lease_with_a_new_token(db_session: object) -> None:
+    stuck = _make(due=True, leased=True)  # its worker died: the lease ran out
+    [job] = claim.claim_jobs(10)
+    assert job.delivery_id == stuck and job.lease_token != "tok"
+
+
+def test_claim_jobs_respects_the_limit_oldest_first(db_session: object) -> None:
+    ids = [_make(due=True) for _ in range(5)]
+    assert [j.delivery_id for j in claim.claim_jobs(3)] == ids[:3]
+    assert [j.delivery_id for j in claim.claim_jobs(3)] == ids[3:]
+    assert claim.claim_jobs(0) == []
+
+
+def test_claim_is_fair_per_endpoint(
+    app: Flask, db_session: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(app.config, "ENDPOINT_CONCURRENCY", 2)
     busy = _on_one_endpoint(6)
     other = _make(due=True)
-    now = utcnow()
-    claimed = [c[0] for c in getattr(claim, claimer)(now, now + timedelta(seconds=60), 10, 2)]
+    claimed = [j.delivery_id for j in claim.claim_jobs(10)]
     assert len([i for i in claimed if i in busy]) == 2 and other in claimed
-    again = getattr(claim, claimer)(now, now + timedelta(seconds=60), 10, 2)
-    assert again == []  # the busy endpoint already has its 2 leases in flight
+    assert claim.claim_jobs(10) == []  # the busy endpoint already has its 2 leases running
 
 
-def test_claim_next_for_endpoint_takes_oldest_due_row(db_session: object) -> None:
-    ids = _on_one_endpoint(3)
-    endpoint_id = db.session.get(Delivery, ids[0]).endpoint_id  # type: ignore[union-attr]
-    claimed = [claim.claim_next_for_endpoint(endpoint_id) for _ in range(4)]
-    assert sorted(c[0] for c in claimed if c) == sorted(ids) and claimed[3] is None
-
-
-def test_sqlite_quickstart_path_delivers_and_chains(
-    tmp_path: Path, published: list[tuple[str, ...]], receiver: Receiver
+def test_claim_counts_running_leases_against_the_cap(
+    app: Flask, db_session: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The single-dispatcher SQLite path: claim, deliver, chain, record (no PostgreSQL SQL)."""
-    from flask_migrate import upgrade
+    monkeypatch.setitem(app.config, "ENDPOINT_CONCURRENCY", 2)
+    ids = _on_one_endpoint(4)
+    running = db.session.get(Delivery, ids[0])
+    assert running is not None
+    running.lease_token, running.next_attempt_at = "tok", utcnow() + timedelta(seconds=9)
+    db.session.commit()  # another worker is sending this one
+    assert len(claim.claim_jobs(10)) == 1
 
-    from api import create_app
-    from api.services.delivery.deliver import deliver
-    from tests.conftest import test_overrides
 
-    sqlite_app = create_app(
-        test_overrides(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/q.db", ENDPOINT_CONCURRENCY=1)
+@pytest.mark.parametrize("case", ["disabled", "purged"])
+def test_claim_cancels_rows_of_a_disabled_endpoint_or_purged_payload(
+    db_session: object, case: str
+) -> None:
+    d = seed("http://127.0.0.1:9/", payload=None if case == "purged" else PAYLOAD)
+    if case == "disabled":
+        db.session.get(Endpoint, d.endpoint_id).disabled = True  # type: ignore[union-attr]
+    db.session.commit()
+    assert claim.claim_jobs(10) == []
+    db.session.expire_all()
+    row = db.session.get(Delivery, d.id)
+    assert row is not None
+    assert (row.status, row.next_attempt_at, row.lease_token) == (
+        MessageStatus.CANCELED,
+        None,
+        None,
     )
-    url = receiver.url
-    with sqlite_app.app_context():
-        upgrade()
-        ids = []
-        for _ in range(3):
-            d = seed(url)
-            d.lease_token, d.next_attempt_at = None, utcnow() - timedelta(seconds=1)
-            ids.append(d.id)
-        endpoint_id = db.session.get(Delivery, ids[0]).endpoint_id  # type: ignore[union-attr]
-        for delivery_id in ids:
-            db.session.get(Delivery, delivery_id).endpoint_id = endpoint_id  # type: ignore[union-attr]
+
+
+@pytest.mark.postgresql_only  # FOR UPDATE SKIP LOCKED
+def test_claim_skips_rows_locked_by_another_claim(app: Flask, committed_db: None) -> None:
+    with app.app_context():
+        for _ in range(6):
+            _make(due=True)
+    with app.app_context():  # pump A holds its claim open (not committed yet)
+        db.session.connection()  # a transaction, so the claim joins it
+        now = utcnow()
+        first = claim._claim_postgresql(now, now + timedelta(seconds=60), 4, 4)
+        with app.app_context():  # pump B, another session and connection
+            second = claim.claim_jobs(10)
         db.session.commit()
-        assert claim.dispatch_due() == 1  # one lease per endpoint (cap 1)
-        _, first, token = published[0]
-        assert deliver(first, token) == "success"
-        db.session.expire_all()
-        statuses = [db.session.get(Delivery, i).status for i in ids]  # type: ignore[union-attr]
-    assert (
-        len(receiver.requests) == 3 and statuses == [MessageStatus.SUCCESS] * 3
-    )  # the rest by chaining
+    assert len(first) == 4 and len(second) == 2
+    assert not {r.id for r in first} & {j.delivery_id for j in second}
+
+
+def test_dispatch_due_wakes_a_pump_only_when_rows_are_due(
+    app: Flask, db_session: object, broker: object
+) -> None:
+    _make(due=False)
+    assert claim.dispatch_due() == 0 and get_redis().llen(QUEUE) == 0
+    d = db.session.get(Delivery, _make(due=True))
+    assert d is not None
+    d.next_attempt_at = utcnow() - timedelta(seconds=0.5)  # due for less than an interval
+    db.session.commit()
+    assert claim.dispatch_due() == 1
+    assert get_redis().llen(QUEUE) == 1 and get_redis().get(outbox.AWAKE_KEY) is not None
+    assert claim.dispatch_due() == 0  # a pump is awake (or woken): nothing more
+    assert get_redis().llen(QUEUE) == 1
+
+
+def test_dispatch_due_forces_a_wake_up_for_a_row_waiting_past_an_interval(
+    app: Flask, db_session: object, broker: object
+) -> None:
+    _make(due=True)  # due 5 s ago, longer than the 2 s interval
+    get_redis().set(outbox.AWAKE_KEY, "1")  # a pump is awake somewhere, and not getting to it
+    assert claim.dispatch_due() == 1 and get_redis().llen(QUEUE) == 1
+
+
+def test_wake_publishes_once_while_awake(app: Flask, db_session: object, broker: object) -> None:
+    assert outbox.wake() and not outbox.wake() and not outbox.wake()
+    assert get_redis().llen(QUEUE) == 1
+    ttl = get_redis().ttl(outbox.AWAKE_KEY)
+    assert 0 < ttl <= outbox.awake_seconds()
+    get_redis().delete(outbox.AWAKE_KEY)  # a pump went idle
+    assert outbox.wake() and get_redis().llen(QUEUE) == 2

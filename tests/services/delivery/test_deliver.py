@@ -1,4 +1,5 @@
-"""deliver(): one attempt against a real loopback receiver, recorded and fenced on the lease."""
+"""Claimed jobs sent by the pump against real loopback receivers, recorded in batches and
+fenced on the lease."""
 
 from __future__ import annotations
 
@@ -21,10 +22,12 @@ from api.models import (
     TriggerType,
 )
 from api.models.common import utcnow
-from api.services.delivery.deliver import USER_AGENT, deliver
+from api.services.delivery.claim import claim_jobs
 from api.services.delivery.http_client import Outcome
-from api.services.delivery.load import Job, load_job
-from api.services.delivery.record import record_attempt, record_outcome
+from api.services.delivery.job import Job
+from api.services.delivery.pump import pump
+from api.services.delivery.record import record_results
+from api.services.delivery.send import USER_AGENT, Result
 from tests.api.factories import OLD_SECRET, PAYLOAD, SECRET, seed
 from tests.support import Receiver, ScriptedReceiver
 
@@ -37,6 +40,22 @@ def attempts_of(delivery_id: str) -> list[MessageAttempt]:
     )
 
 
+def deliver_due() -> dict[str, str]:
+    """Claim what is due and send it through this process's pump: {delivery id: label}."""
+    jobs = claim_jobs(64)
+    return dict(zip((job.delivery_id for job in jobs), pump().deliver(jobs), strict=True))
+
+
+def deliver(d: Delivery) -> str:
+    """What happened to `d` when everything due was delivered."""
+    return deliver_due().get(d.id, "not claimed")
+
+
+def record_outcome(job: Job, outcome: Outcome, now: datetime | None = None) -> str:
+    [label] = record_results([Result(job, outcome)], now)
+    return label
+
+
 def fresh(delivery_id: str) -> Delivery:
     db.session.expire_all()
     row = db.session.get(Delivery, delivery_id)
@@ -46,8 +65,8 @@ def fresh(delivery_id: str) -> Delivery:
 
 def test_deliver_success_sends_signed_exact_body(db_session: object, receiver: Receiver) -> None:
     d = seed(receiver.url, headers={"X-Custom": "yes", "User-Agent": "spoof"})
-    d_id, msg_id, token = d.id, d.msg_id, d.lease_token
-    assert deliver(d_id, token) == "success"
+    d_id, msg_id = d.id, d.msg_id
+    assert deliver(d) == "success"
     got = receiver.requests[0]
     assert got.body == PAYLOAD.encode()
     assert got.headers["content-type"] == "application/json"
@@ -67,7 +86,7 @@ def test_deliver_success_sends_signed_exact_body(db_session: object, receiver: R
 def test_deliver_signs_with_every_live_key(db_session: object, receiver: Receiver) -> None:
     later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     d = seed(receiver.url, old_keys=[{"key": OLD_SECRET, "expiration": later}])
-    deliver(d.id, d.lease_token)
+    deliver(d)
     got = receiver.requests[0]
     assert len(got.headers["webhook-signature"].split()) == 2
     for key in (SECRET, OLD_SECRET):
@@ -75,10 +94,13 @@ def test_deliver_signs_with_every_live_key(db_session: object, receiver: Receive
         standardwebhooks.Webhook(key).verify(got.body, got.headers)
 
 
-def test_deliver_stale_token_sends_nothing(db_session: object, receiver: Receiver) -> None:
+def test_deliver_stale_lease_records_nothing(db_session: object, receiver: Receiver) -> None:
     d = seed(receiver.url)
-    assert deliver(d.id, "not-the-token") == "stale"
-    assert receiver.requests == [] and fresh(d.id).attempt_count == 0
+    jobs = claim_jobs(10)
+    fresh(d.id).lease_token = "taken-over"  # the lease ran out and another worker claimed it
+    db.session.commit()
+    assert pump().deliver(jobs) == ["stale"]
+    assert fresh(d.id).attempt_count == 0 and attempts_of(d.id) == []
 
 
 def test_deliver_failure_schedules_retry_and_starts_failure_clock(
@@ -87,7 +109,7 @@ def test_deliver_failure_schedules_retry_and_starts_failure_clock(
     receiver.status = 500
     d = seed(receiver.url)
     before = utcnow()
-    assert deliver(d.id, d.lease_token) == "retry"
+    assert deliver(d) == "retry"
     row = fresh(d.id)
     assert row.status == MessageStatus.SENDING and row.lease_token is None
     assert row.next_attempt_at is not None
@@ -102,14 +124,14 @@ def test_deliver_failure_schedules_retry_and_starts_failure_clock(
 def test_deliver_redirect_is_a_failure_not_followed(db_session: object, receiver: Receiver) -> None:
     receiver.status = 302
     d = seed(receiver.url)
-    assert deliver(d.id, d.lease_token) == "retry"
+    assert deliver(d) == "retry"
     assert len(receiver.requests) == 1
 
 
 def test_deliver_manual_failure_is_final(db_session: object, receiver: Receiver) -> None:
     receiver.status = 503
     d = seed(receiver.url, trigger=TriggerType.MANUAL)
-    assert deliver(d.id, d.lease_token) == "failed"
+    assert deliver(d) == "failed"
     row = fresh(d.id)
     assert (row.status, row.next_attempt_at) == (MessageStatus.FAIL, None)
 
@@ -121,7 +143,7 @@ def test_deliver_exhausted_schedule_is_final(
     d = seed(receiver.url)
     d.attempt_count = len(app.config["RETRY_SCHEDULE"])
     db.session.commit()
-    assert deliver(d.id, d.lease_token) == "failed"
+    assert deliver(d) == "failed"
     assert fresh(d.id).status == MessageStatus.FAIL
 
 
@@ -131,7 +153,7 @@ def test_deliver_timeout_records_status_zero(
     monkeypatch.setitem(app.config, "REQUEST_TIMEOUT", 0.3)
     receiver.delay = 1.0
     d = seed(receiver.url)
-    assert deliver(d.id, d.lease_token) == "retry"
+    assert deliver(d) == "retry"
     [attempt] = attempts_of(d.id)
     assert attempt.response_status_code == 0 and "timeout" in attempt.response
     assert fresh(d.id).next_attempt_at >= utcnow() + timedelta(seconds=47)  # type: ignore[operator]
@@ -142,40 +164,9 @@ def test_deliver_refuses_loopback_without_whitelist(
 ) -> None:
     monkeypatch.setitem(app.config, "WHITELIST_SUBNETS", [])
     d = seed(receiver.url)
-    assert deliver(d.id, d.lease_token) == "retry"
+    assert deliver(d) == "retry"
     [attempt] = attempts_of(d.id)
     assert attempt.response_status_code == 0 and "loopback" in attempt.response
-    assert receiver.requests == []
-
-
-@pytest.mark.parametrize("case", ["disabled", "purged"])
-def test_deliver_skips_disabled_endpoint_or_purged_payload(
-    db_session: object, receiver: Receiver, case: str
-) -> None:
-    d = seed(
-        receiver.url, payload=None if case == "purged" else PAYLOAD, disabled=case == "disabled"
-    )
-    assert deliver(d.id, d.lease_token) in ("disabled", "payload_expired")
-    row = fresh(d.id)
-    assert (row.status, row.next_attempt_at) == (MessageStatus.CANCELED, None)
-    assert receiver.requests == [] and attempts_of(d.id) == []
-
-
-def test_deliver_parks_when_endpoint_concurrency_is_full(
-    app: Flask, db_session: object, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setitem(app.config, "ENDPOINT_CONCURRENCY", 1)
-    d = seed(receiver.url)
-    from api.extensions import get_redis
-    from api.services.delivery.throttle import acquire_slot, release_slot
-
-    assert acquire_slot(get_redis(), d.endpoint_id, "someone", 1, 30)
-    try:
-        assert deliver(d.id, d.lease_token) == "busy"
-    finally:
-        release_slot(get_redis(), d.endpoint_id, "someone")
-    row = fresh(d.id)
-    assert row.attempt_count == 0 and row.lease_token is None and row.next_attempt_at > utcnow()  # type: ignore[operator]
     assert receiver.requests == []
 
 
@@ -186,11 +177,13 @@ def test_deliver_throttled_endpoint_parks_without_counting_attempt(
     from api.services.delivery.throttle import reserve_slot
 
     first, second = seed(receiver.url, throttle_rate=1), seed(receiver.url)
-    second.endpoint_id = first.endpoint_id
+    second.endpoint_id, second.next_attempt_at = first.endpoint_id, utcnow() + timedelta(hours=1)
     db.session.commit()
-    assert deliver(first.id, first.lease_token) == "success"
+    assert deliver(first) == "success"
     assert reserve_slot(get_redis(), first.endpoint_id, "other", 1.0) > 0.5  # next slot taken
-    assert deliver(second.id, second.lease_token) == "throttled"  # its slot is ~2 s away
+    fresh(second.id).next_attempt_at = utcnow()
+    db.session.commit()
+    assert deliver(second) == "throttled"  # its slot is ~2 s away
     row = fresh(second.id)
     assert row.attempt_count == 0 and row.lease_token is None
     assert utcnow() + timedelta(seconds=1) < row.next_attempt_at < utcnow() + timedelta(seconds=2.5)  # type: ignore[operator]
@@ -198,6 +191,9 @@ def test_deliver_throttled_endpoint_parks_without_counting_attempt(
 
 
 def _job(d: Delivery, trigger: int = TriggerType.SCHEDULED) -> Job:
+    """The job of `d`, leased to this test."""
+    d.lease_token, d.next_attempt_at = "test-lease", utcnow() + timedelta(seconds=10)
+    db.session.commit()
     endpoint = db.session.get(Endpoint, d.endpoint_id)
     assert endpoint is not None
     return Job(
@@ -261,45 +257,22 @@ def test_record_outcome_success_resets_failure_clock(db_session: object) -> None
     assert db.session.get(Endpoint, d.endpoint_id).first_failure_at is None  # type: ignore[union-attr]
 
 
-def test_load_job_renews_a_short_lease(app: Flask, db_session: object) -> None:
-    d = seed("http://127.0.0.1:9/")
-    d.next_attempt_at = utcnow() + timedelta(seconds=2)  # the task waited long in the queue
-    db.session.commit()
-    job = load_job(d.id, d.lease_token or "")
-    assert isinstance(job, Job) and job.body == PAYLOAD.encode()
-    renewed = utcnow() + timedelta(seconds=app.config["LEASE_SECONDS"] - 5)
-    assert fresh(d.id).next_attempt_at > renewed  # type: ignore[operator]
-
-
-def test_load_job_reads_without_writing_when_lease_is_long(db_session: object) -> None:
-    d = seed("http://127.0.0.1:9/")
-    before = d.next_attempt_at
-    assert isinstance(load_job(d.id, d.lease_token or ""), Job)
-    assert fresh(d.id).next_attempt_at == before
-
-
-def test_deliver_goes_on_with_the_endpoints_due_rows(
+def test_deliver_sends_a_batch_concurrently_and_records_it_in_one_go(
     db_session: object, receiver: Receiver
 ) -> None:
+    receiver.delay = 0.3
     first = seed(receiver.url)
     rest = [seed(receiver.url) for _ in range(3)]
     for d in rest:
-        d.endpoint_id, d.lease_token = first.endpoint_id, None
-        d.next_attempt_at = utcnow() - timedelta(seconds=1)
+        d.endpoint_id = first.endpoint_id  # four rows of one endpoint (the cap is 4)
     db.session.commit()
-    assert deliver(first.id, first.lease_token) == "success"
-    assert len(receiver.requests) == 4
-    assert all(fresh(d.id).status == MessageStatus.SUCCESS for d in rest)
-
-
-def test_deliver_chain_cancels_a_purged_row(db_session: object, receiver: Receiver) -> None:
-    first, purged = seed(receiver.url), seed(receiver.url, payload=None)
-    purged.endpoint_id, purged.lease_token = first.endpoint_id, None
-    purged.next_attempt_at = utcnow() - timedelta(seconds=1)
-    db.session.commit()
-    assert deliver(first.id, first.lease_token) == "success"
-    assert len(receiver.requests) == 1
-    assert fresh(purged.id).status == MessageStatus.CANCELED
+    started = time.monotonic()
+    labels = deliver_due()
+    took = time.monotonic() - started
+    assert sorted(labels) == sorted(d.id for d in [first, *rest])
+    assert set(labels.values()) == {"success"} and len(receiver.requests) == 4
+    assert took < 1.0, f"4 attempts of 0.3 s took {took:.2f} s: not sent concurrently"
+    assert all(fresh(d.id).status == MessageStatus.SUCCESS for d in [first, *rest])
 
 
 # --- receivers that answer oddly: each ends as a recorded attempt, never a wedged delivery ---
@@ -313,7 +286,7 @@ def test_deliver_response_with_nul_bytes_is_recorded_as_base64(
     body = b"ok\x00\x00done"
     url = scripted_receiver([(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n" + body, 0)])
     d = seed(url)
-    assert deliver(d.id, d.lease_token) == "success"
+    assert deliver(d) == "success"
     [attempt] = attempts_of(d.id)
     assert attempt.response_status_code == 200
     assert base64.b64decode(attempt.response) == body
@@ -327,7 +300,7 @@ def test_deliver_odd_retry_after_falls_back_to_the_schedule(
     head = b"HTTP/1.1 503 Busy\r\nRetry-After: " + value + b"\r\nContent-Length: 0\r\n\r\n"
     d = seed(scripted_receiver([(head, 0)]))
     before = utcnow()
-    assert deliver(d.id, d.lease_token) == "retry"
+    assert deliver(d) == "retry"
     [attempt] = attempts_of(d.id)
     assert attempt.response_status_code == 503
     due = fresh(d.id).next_attempt_at
@@ -356,7 +329,7 @@ def test_deliver_trickling_receiver_is_cut_at_the_request_timeout(
     monkeypatch.setitem(app.config, "REQUEST_TIMEOUT", 0.5)
     d = seed(scripted_receiver(steps))
     started = time.monotonic()
-    assert deliver(d.id, d.lease_token) == "retry"
+    assert deliver(d) == "retry"
     took = time.monotonic() - started
     assert took < 4.5, f"the attempt took {took:.1f} s with a 0.5 s request timeout"
     [attempt] = attempts_of(d.id)
@@ -370,8 +343,7 @@ def test_deliver_trickling_receiver_is_cut_at_the_request_timeout(
 def test_record_attempt_the_database_refuses_is_recorded_with_a_note(db_session: object) -> None:
     d = seed("http://127.0.0.1:9/")
     job = _job(d)
-    label, _ = record_attempt(job, Outcome(500, "bad\x00text", 7, retry_after="3600"))
-    assert label == "retry"
+    assert record_outcome(job, Outcome(500, "bad\x00text", 7, retry_after="3600")) == "retry"
     [attempt] = attempts_of(d.id)
     assert attempt.response_status_code == 500 and "could not be stored" in attempt.response
     due = fresh(d.id).next_attempt_at  # the schedule's 5 s, not the refused Retry-After

@@ -12,8 +12,9 @@ from freezegun import freeze_time
 
 from api.extensions import db
 from api.models import Delivery, MessageStatus
-from api.services.delivery import claim, leases
-from api.services.delivery.deliver import deliver
+from api.services.delivery.claim import claim_jobs
+from api.services.delivery.leases import InFlight
+from api.services.delivery.pump import pump
 from tests.api.factories import seed
 from tests.support import Receiver
 
@@ -26,21 +27,22 @@ def test_renew_extends_only_the_leases_held_with_their_token(
     app: Flask, db_session: object
 ) -> None:
     held, other, stale = seed("http://127.0.0.1:9/"), seed("http://127.0.0.1:9/"), seed("http://x/")
+    for d in (held, other, stale):
+        d.lease_token = f"token-{d.id}"
+    db.session.commit()
     before = {d.id: d.next_attempt_at for d in (held, other, stale)}
     now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-    registry = leases.in_flight()
-    with (
-        registry.holding(held.id, held.lease_token or ""),
-        registry.holding(stale.id, "someone-elses-token"),
-        freeze_time(now),
-    ):
+    registry = InFlight(app)
+    registry.hold([(held.id, f"token-{held.id}"), (stale.id, "someone-elses-token")])
+    with freeze_time(now):
         assert registry.renew(now) == 1
+    registry.release([held.id, stale.id])
     db.session.expire_all()
     lease = timedelta(seconds=app.config["LEASE_SECONDS"])
     assert db.session.get(Delivery, held.id).next_attempt_at == now + lease  # type: ignore[union-attr]
     for d in (other, stale):
         assert db.session.get(Delivery, d.id).next_attempt_at == before[d.id]  # type: ignore[union-attr]
-    assert registry.held == {}  # released when the blocks ended
+    assert registry.held == {}
     assert registry.renew(now) == 0
 
 
@@ -53,22 +55,24 @@ def test_lease_of_a_slow_attempt_is_renewed_and_never_claimed_again(
     receiver.delay = 3 * lease
     with app.app_context():
         d = seed(receiver.url)
-        delivery_id, token = d.id, d.lease_token or ""
+        delivery_id = d.id
+        jobs = claim_jobs(10)
+        db.session.remove()
     result: list[str] = []
 
     def attempt() -> None:
         with app.app_context():
-            result.append(deliver(delivery_id, token))
+            result.extend(pump().deliver(jobs))
 
     worker = threading.Thread(target=attempt)
     worker.start()
-    claimed_meanwhile: list[tuple[str, str]] = []
+    claimed_meanwhile: list[str] = []
     deadline = time.monotonic() + 30
     while receiver.started == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     while worker.is_alive():  # while the receiver holds the request
         with app.app_context():
-            claimed_meanwhile += claim.claim_due(10)
+            claimed_meanwhile += [job.delivery_id for job in claim_jobs(10)]
             db.session.remove()
         time.sleep(0.2)
     worker.join()

@@ -11,7 +11,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from api.services.delivery.throttle import acquire_slot, release_slot, reserve_slot
+from api.services.delivery.throttle import reserve_slot
 from tests.conftest import REDIS_URL
 
 
@@ -48,25 +48,3 @@ def test_reserve_slot_fails_closed_without_redis() -> None:
         host="127.0.0.1", port=1, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
     )
     assert reserve_slot(broken, "ep", "d", rate=1.0) > 1.0
-
-
-def test_acquire_slot_caps_in_flight_and_releases(client: redis.Redis) -> None:
-    endpoint = uuid.uuid4().hex
-    assert acquire_slot(client, endpoint, "a", 2, 30)
-    assert acquire_slot(client, endpoint, "b", 2, 30)
-    assert not acquire_slot(client, endpoint, "c", 2, 30)
-    assert acquire_slot(client, endpoint, "a", 2, 30)  # re-entrant for the same holder
-    release_slot(client, endpoint, "a")
-    assert acquire_slot(client, endpoint, "c", 2, 30)
-
-
-def test_acquire_slot_frees_slots_of_dead_holders(client: redis.Redis) -> None:
-    endpoint = uuid.uuid4().hex
-    assert acquire_slot(client, endpoint, "dead", 1, 1.0)
-    assert not acquire_slot(client, endpoint, "next", 1, 1.0)
-    time.sleep(1.05)
-    assert acquire_slot(client, endpoint, "next", 1, 1.0)
-
-
-def test_acquire_slot_without_limit_always_succeeds(client: redis.Redis) -> None:
-    assert acquire_slot(client, "ep", "x", 0, 1.0)

@@ -1,0 +1,76 @@
+"""Sending one job: its throttle slot, the signed POST (outside any transaction, no database).
+
+Runs in a pump's sender threads (pump.py); what it returns is recorded by record.py.
+"""
+
+from __future__ import annotations
+
+import time
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import redis
+
+from api.config import ROOT
+from api.services.delivery import throttle
+from api.services.delivery.http_client import Network, Outcome, post
+from api.services.delivery.job import Job
+from api.services.delivery.signing import webhook_headers
+
+
+def _version() -> str:
+    """Herald's version from pyproject.toml (no installed distribution needed)."""
+    try:
+        with open(ROOT / "pyproject.toml", "rb") as handle:
+            return str(tomllib.load(handle)["project"]["version"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "0"
+
+
+USER_AGENT = f"Herald-Webhooks/{_version()}"
+
+THROTTLE_INLINE_WAIT = 1.0  # a throttle wait up to this long is slept in the sender thread
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What sending needs from the app's config (sender threads have no app context)."""
+
+    timeout: float
+    whitelist: Sequence[Network]
+
+
+@dataclass(frozen=True)
+class Result:
+    """A job and its outcome; no outcome means parked for `park_seconds` (throttled)."""
+
+    job: Job
+    outcome: Outcome | None
+    park_seconds: float = 0.0
+
+
+def send(job: Job, settings: Settings) -> Outcome:
+    """POST the exact stored body with fresh signatures (timestamp taken now)."""
+    timestamp = int(time.time())
+    headers = {
+        **job.headers,  # custom headers first: they can never replace ours
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        **webhook_headers(job.msg_id, timestamp, job.body, job.keys),
+    }
+    return post(job.url, job.body, headers, settings.timeout, settings.whitelist)
+
+
+def attempt(job: Job, settings: Settings, client: redis.Redis) -> Result:
+    """Take the endpoint's throttle slot (a short wait is slept, a long one parks the job),
+    then send."""
+    if job.throttle_rate:
+        wait = throttle.reserve_slot(
+            client, job.endpoint_id, job.delivery_id, float(job.throttle_rate), THROTTLE_INLINE_WAIT
+        )
+        if wait > THROTTLE_INLINE_WAIT:
+            return Result(job, None, wait)
+        if wait > 0:
+            time.sleep(wait)
+    return Result(job, send(job, settings))
