@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ORDER = ["ingest", "api_delivery", "delivery", "latency", "fanout", "isolation"]
+ORDER = ["ingest", "api_delivery", "delivery"]
 
 
 def main() -> int:

@@ -1,7 +1,10 @@
 """Delivery throughput: drain a backlog through Herald vs a raw requests.Session loop.
 
-`python -m bench.delivery [--backlog 10000] [--pool threads|prefork] [--concurrency 8]`.
-Also holds the helpers the other delivery benches share (receiver, database, processes).
+`python -m bench.delivery [--backlog 10000] [--concurrency 64] [--workers 1]`.
+
+An extra scenario beside bench.api_delivery (the headline, through the API): the rows are
+seeded into the table and made due at once, as a burst of retries coming due, so it measures
+the pump's drain alone. Also holds the helpers bench.api_delivery shares (receiver, database).
 Database herald_bench_delivery, Redis db 10; the receiver runs in its own process.
 """
 
@@ -233,69 +236,29 @@ def seed(
         return endpoint_ids
 
 
-def accept(app: Any, app_id: str, org_id: str, endpoint_ids: list[str]) -> tuple[str, float]:
-    """What the messages API does: message + leased deliveries in one commit, then publish.
-
-    Returns (msg id, wall time of the commit): the conservative start, before the publishes.
-    """
-    from types import SimpleNamespace
-
-    from api.extensions import db
-    from api.models import Message
-    from api.models.common import utcnow
-    from api.services.delivery import outbox
-
-    with app.app_context():
-        message = Message(
-            app_id=app_id,
-            org_id=org_id,
-            event_type="invoice.paid",
-            payload=BODY,
-            expiration=utcnow() + timedelta(days=90),
-        )
-        db.session.add(message)
-        db.session.flush()
-        deliveries = [
-            outbox.add_delivery(message, SimpleNamespace(id=ep))  # type: ignore[arg-type]
-            for ep in endpoint_ids
-        ]
-        db.session.commit()
-        committed = time.time()
-        outbox.publish(deliveries)
-        return message.id, committed
-
-
-def app_of(app: Any, endpoint_id: str) -> tuple[str, str]:
-    """(app id, org id) of an endpoint."""
-    from api.extensions import db
-    from api.models import Application, Endpoint
-
-    with app.app_context():
-        endpoint = db.session.get(Endpoint, endpoint_id)
-        application = db.session.get(Application, endpoint.app_id)
-        return application.id, application.org_id
-
-
 def make_due(app: Any) -> float:
-    """Make every pending delivery due now; returns the wall time it happened."""
+    """Make every pending delivery due now and wake a pump (as a retry burst coming due and
+    the dispatcher's pass would); returns the wall time it happened."""
     from sqlalchemy import update
 
     from api.extensions import db
     from api.models import Delivery
     from api.models.common import utcnow
+    from api.services.delivery import outbox
 
     with app.app_context():
         db.session.execute(
             update(Delivery).where(Delivery.status == 3).values(next_attempt_at=utcnow())
         )
         db.session.commit()
+        outbox.wake(force=True)
     return time.time()
 
 
 class Processes:
     """Herald worker + beat subprocesses for the bench database; killed by process group."""
 
-    def __init__(self, pool: str, concurrency: int, workers: int = 1, **env: str) -> None:
+    def __init__(self, pool: str, senders: int, workers: int = 1, **env: str) -> None:
         self.env = {
             **os.environ,
             "HERALD_ENV": "production",
@@ -304,14 +267,14 @@ class Processes:
             "REDIS_URL": REDIS_URL,
             "HERALD_WHITELIST_SUBNETS": "127.0.0.0/8",
             "HERALD_LOG_LEVEL": "WARNING",
-            "HERALD_DISPATCH_INTERVAL": "0.25",
+            "HERALD_DELIVERY_CONCURRENCY": str(senders),
             **env,
             # BENCH_PYTHONPATH: e.g. a `pip install --target` dir holding gevent
             "PYTHONPATH": os.pathsep.join(
                 p for p in (os.environ.get("BENCH_PYTHONPATH"), str(ROOT)) if p
             ),
         }
-        self.pool, self.concurrency, self.workers = pool, concurrency, workers
+        self.pool, self.workers = pool, workers
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def __enter__(self) -> Processes:
@@ -322,7 +285,7 @@ class Processes:
             "-P",
             self.pool,
             "-c",
-            str(self.concurrency),
+            "4",  # as the Procfile: the pump, the dispatcher and periodic tasks
             "-Q",
             "herald,herald.dispatch",
             "--without-gossip",
@@ -407,7 +370,7 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=10_000)
     parser.add_argument("--endpoints", type=int, default=10)
     parser.add_argument("--pool", default="threads")
-    parser.add_argument("--concurrency", type=int, default=64, help="in total")
+    parser.add_argument("--concurrency", type=int, default=64, help="senders in total")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
     args = parser.parse_args()
     app = bench_app()
@@ -431,7 +394,7 @@ def main() -> None:
     )
     print(
         f"herald drain of {total} ({args.endpoints} endpoints, {args.workers} x pool "
-        f"{args.pool} -c {args.concurrency // args.workers}): {herald:.0f} deliveries/s "
+        f"{args.pool}, {args.concurrency // args.workers} senders): {herald:.0f} deliveries/s "
         f"in {finished - started:.1f} s"
     )
     print(f"ratio herald/raw = {herald / raw:.2f} (target >= 0.6)")

@@ -53,3 +53,15 @@ def execute(sql: str, params: dict[str, Any]) -> list[Any]:
     finally:
         if solo and not driver.closed and not connection.invalidated:
             driver.autocommit = False
+
+
+def commit() -> None:
+    """Commit the session's work, if it did any: after statements run here alone (in
+    autocommit) there is nothing to commit, and the connection stays with the session for
+    the next one instead of a pool round trip (a delivery loop's claims and records)."""
+    if db.engine.dialect.name != "postgresql":
+        db.session.commit()
+        return
+    connection: Any = db.session.connection().connection.driver_connection
+    if connection.info.transaction_status != TransactionStatus.IDLE:
+        db.session.commit()

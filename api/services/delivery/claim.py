@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import bindparam, func, select, tuple_, update
 
 from api.extensions import db
 from api.models import Delivery, MessageStatus
@@ -175,18 +175,29 @@ def claim_jobs(limit: int, now: datetime | None = None) -> list[Job]:
             execution_options={"synchronize_session": False},
         )
         logger.info("delivery.canceled", extra={"deliveries": len(dead)})
-    db.session.commit()
+    driver.commit()
     return [job_from_row(row, moment) for row in rows if not (row.disabled or row.payload is None)]
 
 
+_OLDEST_DUE = (
+    select(Delivery.next_attempt_at)
+    .where(Delivery.next_attempt_at <= bindparam("now"))
+    .order_by(Delivery.next_attempt_at)
+    .limit(1)
+)
+_OLDEST_DUE_PG = """SELECT next_attempt_at FROM delivery WHERE next_attempt_at <= %(now)s
+ ORDER BY next_attempt_at LIMIT 1"""
+
+
 def oldest_due(now: datetime) -> datetime | None:
-    """The due time of the oldest due row (None when nothing is due): one index probe."""
-    return db.session.execute(
-        select(Delivery.next_attempt_at)
-        .where(Delivery.next_attempt_at <= now)
-        .order_by(Delivery.next_attempt_at)
-        .limit(1)
-    ).scalar()
+    """The due time of the oldest due row (None when nothing is due): one index probe, and
+    no transaction left open."""
+    if db.engine.dialect.name == "postgresql":
+        rows = driver.execute(_OLDEST_DUE_PG, {"now": now})
+        return rows[0][0] if rows else None
+    found = db.session.execute(_OLDEST_DUE, {"now": now}).scalar()
+    db.session.rollback()
+    return found
 
 
 def dispatch_due(now: datetime | None = None) -> int:
@@ -199,7 +210,6 @@ def dispatch_due(now: datetime | None = None) -> int:
     """
     moment = now or utcnow()
     oldest = oldest_due(moment)
-    db.session.rollback()
     if oldest is None:
         return 0
     interval = timedelta(seconds=float(current_app.config["DISPATCH_INTERVAL"]))

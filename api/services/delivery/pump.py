@@ -192,9 +192,7 @@ class Pump:
 
     def _due(self) -> bool:
         try:
-            due = claim.oldest_due(utcnow()) is not None
-            db.session.rollback()
-            return due
+            return claim.oldest_due(utcnow()) is not None
         except Exception:
             db.session.rollback()
             return False

@@ -200,7 +200,7 @@ def _record(results: Sequence[Result], now: datetime) -> list[str]:
     write = _write_postgresql if db.engine.dialect.name == "postgresql" else _write_generic
     written = write(rows, now)
     _track_endpoint_health([row for row in rows if row.result.job.delivery_id in written], now)
-    db.session.commit()
+    driver.commit()
     labels = []
     for row in rows:
         job, outcome = row.result.job, row.result.outcome
