@@ -317,8 +317,10 @@ def run_scenario(
     before = cpu.sample()
     started = time.time()
     producer = spawn("produce", f"http://127.0.0.1:{port}", token, ",".join(uids), str(messages))
+    posted_rate = 0.0
     if backlog:
         producer.wait(600)
+        posted_rate = messages / (time.time() - started)
         worker_from = cpu.sample()["worker"]
         stack.start("worker")
         started = time.time()
@@ -349,6 +351,7 @@ def run_scenario(
         "cpu_ms": {role: used[role] * 1000 / max(got, 1) for role in roles},
         "seconds": finished - started,
         "rss_warm_mb": rss_warm,
+        "posted_rate": posted_rate,
     }
 
 
@@ -510,6 +513,12 @@ def main() -> None:
         f"{raw_cpu:.2f} ms CPU/request ({raw_before[0]:.0f} / {raw_after[0]:.0f} req/s before / "
         f"after the scenarios)"
     )
+    ingest = next((r["posted_rate"] for r in results if r.get("posted_rate")), 0.0)
+    if ingest:
+        print(
+            f"ingest alone ((b)'s posting, worker stopped): {ingest:.0f} messages/s — the ceiling "
+            f"of (a) and (c), where every delivery is a message posted during the run"
+        )
     for r in results:
         if r["name"] == "e":
             ms = r["ms"]
@@ -543,9 +552,20 @@ def main() -> None:
             f"CPU ms/delivery: {cpu}; worker RSS {r['rss_warm_mb']:.0f} MB at a tenth, "
             f"{r['rss_mb']:.0f} MB after ({(r['rss_mb'] / r['rss_warm_mb'] - 1) * 100:+.0f}%)"
         )
+        cores = os.cpu_count() or 1
+        # (b)'s posting ran before the drain window: the drain's ceiling leaves the web out
+        spent = {k: v for k, v in r["cpu_ms"].items() if not (r["name"] == "b" and k == "web")}
+        ceiling = cores * 1000 / sum(spent.values())
+        of_ingest = (
+            f"; of the ingest ceiling {r['rate'] / ingest:.2f}"
+            if ingest and r["name"] in ("a", "c")
+            else ""
+        )
         print(
             f"    ratio throughput herald/raw = {r['rate'] / raw_rate:.2f}; worker CPU per "
-            f"delivery / raw CPU per request = {r['cpu_ms']['worker'] / raw_cpu:.1f}"
+            f"delivery / raw CPU per request = {r['cpu_ms']['worker'] / raw_cpu:.1f}; CPU "
+            f"ceiling ({cores} cores / the CPU per delivery of the window) {ceiling:.0f}/s, "
+            f"reached {r['rate'] / ceiling:.2f}{of_ingest}"
         )
 
 
