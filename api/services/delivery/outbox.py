@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
+import time
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -41,6 +43,32 @@ if redis.call('SET', KEYS[1], '1', 'NX', 'EX', tonumber(ARGV[1])) then
 end
 return 0
 """
+
+
+class _FailureLog:
+    """`queue.publish_failed` at most once per INTERVAL s with the count since the last line:
+    with Redis down every message fails to publish, and one line each would flood the log."""
+
+    INTERVAL = 5.0
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.last = -self.INTERVAL
+        self.count = 0
+
+    def note(self) -> None:
+        with self.lock:
+            self.count += 1
+            now = time.monotonic()
+            if now - self.last < self.INTERVAL:
+                return
+            count, self.count, self.last = self.count, 0, now
+        logger.warning(
+            "queue.publish_failed", extra={"task": PUMP_TASK, "failures": count}, exc_info=True
+        )
+
+
+_FAILURES = _FailureLog()
 
 
 def new_lease_token() -> str:
@@ -112,7 +140,7 @@ def wake(force: bool = False, client: redis.Redis | None = None) -> bool:
         script = client.register_script(_WAKE)
         return bool(script(keys=[AWAKE_KEY, QUEUE], args=[awake_seconds(), message]))
     except Exception:
-        logger.warning("queue.publish_failed", extra={"task": PUMP_TASK}, exc_info=True)
+        _FAILURES.note()
         return False
 
 

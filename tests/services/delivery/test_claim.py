@@ -162,3 +162,22 @@ def test_wake_publishes_once_while_awake(app: Flask, db_session: object, broker:
     assert 0 < ttl <= outbox.awake_seconds()
     get_redis().delete(outbox.AWAKE_KEY)  # a pump went idle
     assert outbox.wake() and get_redis().llen(QUEUE) == 2
+
+
+def test_wake_without_redis_logs_one_line_per_interval(
+    app: Flask,
+    db_session: object,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import redis
+    from freezegun import freeze_time
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    down = redis.Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0))
+    with freeze_time("2026-12-01 12:00:00"), caplog.at_level("WARNING"):
+        monkeypatch.setattr(outbox, "_FAILURES", outbox._FailureLog())
+        assert [outbox.wake(client=down) for _ in range(5)] == [False] * 5
+    lines = [r for r in caplog.records if r.getMessage() == "queue.publish_failed"]
+    assert len(lines) == 1 and lines[0].failures == 1  # type: ignore[attr-defined]
