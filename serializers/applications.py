@@ -125,7 +125,12 @@ class ApplicationCreateQuery(BaseSchema):
 
 
 class ApplicationListQuery(ListQuery):
-    """Query of GET /app (the cloud-only `exclude_apps_*` flags are ignored)."""
+    """Query of GET /app: the `exclude_apps_*` filters (Svix Play endpoints do not exist
+    here, so that flag excludes nothing)."""
+
+    exclude_apps_with_no_endpoints = fields.Boolean(load_default=False)
+    exclude_apps_with_disabled_endpoints = fields.Boolean(load_default=False)
+    exclude_apps_with_svix_play_endpoints = fields.Boolean(load_default=False)
 
 
 ListResponseApplicationOut = list_response(ApplicationOut, "ListResponseApplicationOut")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from marshmallow import ValidationError, fields, post_load, validate, validates_schema
@@ -21,6 +22,7 @@ from serializers.base import (
 
 TAG_PATTERN = r"^[a-zA-Z0-9\-_./\\#]+$"
 EXPIRED_PAYLOAD: dict[str, Any] = {"expired": True}
+MAX_DELIVER_AHEAD = timedelta(hours=24)
 
 
 def storable(value: str) -> None:
@@ -64,7 +66,7 @@ class MessageIn(BaseSchema):
         required=True,
         validate=[validate.Length(1, 256), validate.Regexp(UID_PATTERN)],
     )
-    payload = fields.Dict(keys=fields.String(), required=True)
+    payload = fields.Raw(required=True, metadata={"type": "object"})  # checked in post_load
     event_id = uid_field(data_key="eventId", allow_none=True, load_default=None)
     channels = channels_field(allow_none=True, load_default=None)
     tags = fields.List(
@@ -86,6 +88,28 @@ class MessageIn(BaseSchema):
         load_default=None,
         validate=validate.Range(1, 2160),
     )
+    transformations_params = fields.Dict(
+        data_key="transformationsParams",
+        keys=fields.String(),
+        allow_none=True,
+        load_default=None,
+        metadata={
+            "description": "`rawPayload` (a string sent byte for byte instead of `payload`) and "
+            "`headers` holding only `content-type` for it; other keys are refused with 422."
+        },
+    )
+    deliver_at = UTCDateTime(
+        data_key="deliverAt",
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "Not before this time; at most 24 hours ahead."},
+    )
+
+    @validates_schema
+    def _deliver_at_within_a_day(self, data: dict[str, Any], **kwargs: Any) -> None:
+        at = data.get("deliver_at")
+        if at is not None and at > datetime.now(UTC) + MAX_DELIVER_AHEAD:
+            raise ValidationError("Must be no more than 24 hours in the future.", "deliverAt")
 
     @validates_schema
     def _exclusive_retention(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -97,19 +121,60 @@ class MessageIn(BaseSchema):
 
     @post_load
     def _serialize_payload(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        """Serialise the payload once: this exact text is stored, sent and signed."""
+        """Serialise the payload once: this exact text is stored, sent and signed (a raw
+        payload is that text already)."""
+        data["channels"] = _unique(data["channels"])
+        data["tags"] = _unique(data["tags"])
+        raw = _raw_payload(data.pop("transformations_params"))
+        payload = data.pop("payload")
+        if raw is not None:
+            data["payload_text"], data["content_type"] = raw
+            data["raw"] = True
+            return data
+        if not isinstance(payload, dict):
+            raise ValidationError("Must be a JSON object.", "payload")
         try:
             data["payload_text"] = json.dumps(
-                data.pop("payload"), separators=(",", ":"), ensure_ascii=False, allow_nan=False
+                payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False
             )
             data["payload_text"].encode("utf-8")  # NUL is escaped; lone surrogates are not
         except (ValueError, UnicodeEncodeError):
             raise ValidationError(
                 "Payload must be JSON in UTF-8 (no NaN, Infinity or lone surrogates)", "payload"
             ) from None
-        data["channels"] = _unique(data["channels"])
-        data["tags"] = _unique(data["tags"])
         return data
+
+
+def _raw_payload(params: dict[str, Any] | None) -> tuple[str, str] | None:
+    """(text, content type) of `transformationsParams.rawPayload`, or None without one; 422
+    for anything in it Herald does not do (a key other than rawPayload and headers, a header
+    other than content-type): never silently ignored."""
+    if not params:
+        return None
+    where = "transformationsParams"
+    unknown = sorted(set(params) - {"rawPayload", "headers"})
+    if unknown:
+        raise ValidationError(f"Not supported: {', '.join(unknown)}.", where)
+    headers = params.get("headers") or {}
+    if not isinstance(headers, dict) or any(not isinstance(v, str) for v in headers.values()):
+        raise ValidationError("headers must map names to strings.", where)
+    lowered = {str(name).lower(): value for name, value in headers.items()}
+    others = sorted(set(lowered) - {"content-type"})
+    if others:
+        raise ValidationError(f"Only the content-type header is supported: {others}.", where)
+    text = params.get("rawPayload")
+    if text is None:
+        if lowered:
+            raise ValidationError("headers need a rawPayload.", where)
+        return None
+    if not isinstance(text, str):
+        raise ValidationError("rawPayload must be a string.", where)
+    content_type = lowered.get("content-type", "application/json")
+    for value in (text, content_type):
+        storable(value)
+    if not content_type.isascii() or not content_type.isprintable() or len(content_type) > 256:
+        raise ValidationError("content-type must be printable ASCII, 256 at most.", where)
+    return text, content_type
 
 
 class MessageOut(BaseSchema):
@@ -122,18 +187,21 @@ class MessageOut(BaseSchema):
     channels = fields.List(fields.String(), allow_none=True)
     tags = fields.List(fields.String(), allow_none=True)
     timestamp = UTCDateTime(attribute="created_at", required=True)
+    deliver_at = UTCDateTime(data_key="deliverAt", allow_none=True)
 
     def __init__(self, *, with_content: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.with_content = with_content
 
-    def _dump_payload(self, message: Any) -> dict[str, Any]:
+    def _dump_payload(self, message: Any) -> Any:
+        """The payload object; a raw payload's text as it was given (a string)."""
         if not self.with_content:
             return {}
         if message.payload is None:
             return dict(EXPIRED_PAYLOAD)
-        loaded: dict[str, Any] = json.loads(message.payload)
-        return loaded
+        if getattr(message, "raw", False):
+            return message.payload
+        return json.loads(message.payload)
 
 
 class WithContentQuery(BaseSchema):

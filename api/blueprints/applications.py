@@ -33,7 +33,12 @@ class Applications(MethodView):
     def get(self, query: dict[str, Any]) -> Any:
         """List applications (ascending by id unless `order=descending`)."""
         return service.list_applications(
-            current_principal().org_id, query["limit"], query["iterator"], query["order"]
+            current_principal().org_id,
+            query["limit"],
+            query["iterator"],
+            query["order"],
+            without_endpoints=not query["exclude_apps_with_no_endpoints"],
+            only_disabled=not query["exclude_apps_with_disabled_endpoints"],
         )
 
     @require_auth

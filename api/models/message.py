@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.extensions import UTCDateTime, db
@@ -34,4 +34,11 @@ class Message(db.Model):  # type: ignore[name-defined]
     channels: Mapped[list[str] | None] = json_column()
     tags: Mapped[list[str] | None] = json_column()
     expiration: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+    # a raw payload (transformationsParams.rawPayload): `payload` is that text, sent as it is
+    # with `content_type`; JSON messages have raw False and content_type None
+    raw: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false(), nullable=False
+    )
+    content_type: Mapped[str | None] = mapped_column(String(256))
+    deliver_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # deliverAt, when given
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from api.errors import Conflict, Unprocessable
 from api.extensions import db
-from api.models import Application, Delivery
+from api.models import Application, Delivery, Endpoint
 from api.pagination import Page, paginate
 from api.services.delivery import outbox
 from api.services.lookup import find_application, get_application
@@ -79,10 +79,22 @@ def create_application(
 
 
 def list_applications(
-    org_id: str, limit: int, iterator: str | None, order: str | None = None
+    org_id: str,
+    limit: int,
+    iterator: str | None,
+    order: str | None = None,
+    without_endpoints: bool = True,
+    only_disabled: bool = True,
 ) -> Page:
-    """One page of the org's applications, ascending by id unless `order` is descending."""
+    """One page of the org's applications, ascending by id unless `order` is descending;
+    `without_endpoints=False` leaves out apps with no endpoint, `only_disabled=False` those
+    whose endpoints are all disabled (and so those with none)."""
     query = select(Application).where(Application.org_id == org_id)
+    owned = select(Endpoint.id).where(Endpoint.app_id == Application.id)
+    if not only_disabled:
+        query = query.where(owned.where(~Endpoint.disabled).exists())
+    elif not without_endpoints:
+        query = query.where(owned.exists())
     return paginate(query, Application.id, limit, iterator, descending=order == "descending")
 
 

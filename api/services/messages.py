@@ -88,15 +88,16 @@ _INSERT_DELIVERIES = insert(Delivery.__table__)
 _INSERT_MESSAGE_WITH_DELIVERIES_PG = """
 WITH msg AS (
   INSERT INTO message (id, app_id, org_id, event_id, event_type, payload, channels, tags,
-                       expiration, created_at)
+                       expiration, raw, content_type, deliver_at, created_at)
   VALUES (%(id)s, %(app_id)s, %(org_id)s, %(event_id)s, %(event_type)s, %(payload)s,
-          %(channels)s, %(tags)s, %(expiration)s, %(created_at)s))
+          %(channels)s, %(tags)s, %(expiration)s, %(raw)s, %(content_type)s, %(deliver_at)s,
+          %(created_at)s))
 INSERT INTO delivery (id, msg_id, endpoint_id, app_id, status, trigger_type, attempt_count,
-                      next_attempt_at, lease_token, created_at, updated_at)
-SELECT d.id, %(id)s, d.endpoint_id, %(app_id)s, %(status)s, %(trigger_type)s, 0, %(lease_until)s,
-       d.lease_token, %(created_at)s, %(created_at)s
-  FROM unnest(CAST(%(delivery_ids)s AS text[]), CAST(%(endpoint_ids)s AS text[]),
-              CAST(%(lease_tokens)s AS text[])) AS d(id, endpoint_id, lease_token)
+                      next_attempt_at, created_at, updated_at)
+SELECT d.id, %(id)s, d.endpoint_id, %(app_id)s, %(status)s, %(trigger_type)s, 0, %(due_at)s,
+       %(created_at)s, %(created_at)s
+  FROM unnest(CAST(%(delivery_ids)s AS text[]), CAST(%(endpoint_ids)s AS text[]))
+       AS d(id, endpoint_id)
 """
 
 
@@ -140,10 +141,9 @@ def _store(row: dict[str, Any], deliveries: list[dict[str, Any]]) -> None:
             "tags": _jsonb(row["tags"]),
             "status": first.get("status", MessageStatus.SENDING),
             "trigger_type": first.get("trigger_type", TriggerType.SCHEDULED),
-            "lease_until": first.get("next_attempt_at", row["created_at"]),
+            "due_at": first.get("next_attempt_at", row["created_at"]),
             "delivery_ids": [d["id"] for d in deliveries],
             "endpoint_ids": [d["endpoint_id"] for d in deliveries],
-            "lease_tokens": [d["lease_token"] for d in deliveries],
         },
     )
 
@@ -218,6 +218,9 @@ def _insert_message(
         "channels": data.get("channels"),
         "tags": data.get("tags"),
         "expiration": now + _retention(data),
+        "raw": data.get("raw", False),
+        "content_type": data.get("content_type"),
+        "deliver_at": data.get("deliver_at"),
         "created_at": now,
     }
     matching = [

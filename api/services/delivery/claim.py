@@ -32,17 +32,19 @@ logger = logging.getLogger(__name__)
 DEFAULT_ENDPOINT_CONCURRENCY = 4
 
 # The endpoints with pending rows are walked with a skip scan of ix_delivery_pending (one
-# index probe per endpoint, however deep its backlog); each due one offers its oldest due
-# rows up to the cap less its running leases; the oldest `limit` of those are locked
+# index probe per endpoint, however deep its backlog; ordered as that index is, so the
+# planner cannot pick the full endpoint index and filter a history of delivered rows); each
+# due one offers its oldest due rows up to the cap less its running leases; the oldest
+# `limit` of those are locked
 # (skipping rows another claim holds), leased, and returned with what the attempt needs.
 _CLAIM_PG = """
 WITH RECURSIVE pending(endpoint_id) AS (
   (SELECT endpoint_id FROM delivery WHERE next_attempt_at IS NOT NULL
-    ORDER BY endpoint_id LIMIT 1)
+    ORDER BY endpoint_id, next_attempt_at LIMIT 1)
   UNION ALL
   SELECT (SELECT d.endpoint_id FROM delivery d
            WHERE d.next_attempt_at IS NOT NULL AND d.endpoint_id > p.endpoint_id
-           ORDER BY d.endpoint_id LIMIT 1)
+           ORDER BY d.endpoint_id, d.next_attempt_at LIMIT 1)
     FROM pending p WHERE p.endpoint_id IS NOT NULL),
 candidates AS (
   SELECT c.id, c.next_attempt_at FROM pending p
@@ -69,7 +71,7 @@ upd AS (
             d.next_attempt_at)
 SELECT upd.id, upd.lease_token, upd.msg_id, upd.endpoint_id, upd.trigger_type,
        upd.attempt_count, e.app_id, e.url, e.secret, e.old_keys, e.headers, e.throttle_rate,
-       e.disabled, e.first_failure_at, m.payload
+       e.disabled, e.first_failure_at, m.payload, m.content_type
   FROM upd JOIN endpoint e ON e.id = upd.endpoint_id JOIN message m ON m.id = upd.msg_id
  ORDER BY upd.next_attempt_at
 """
@@ -90,6 +92,7 @@ _JOB_COLUMNS = (
     ENDPOINT.c.disabled,
     ENDPOINT.c.first_failure_at,
     MESSAGE.c.payload,
+    MESSAGE.c.content_type,
 )
 
 

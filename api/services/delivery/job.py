@@ -36,6 +36,7 @@ class Job:
     headers: dict[str, str]
     throttle_rate: int | None
     first_failure_at: datetime | None = None
+    content_type: str = "application/json"  # a raw payload's own (transformationsParams)
 
 
 def job_from_row(row: Any, now: datetime) -> Job:
@@ -54,6 +55,7 @@ def job_from_row(row: Any, now: datetime) -> Job:
         headers=dict(row.headers or {}),
         throttle_rate=row.throttle_rate,
         first_failure_at=row.first_failure_at,
+        content_type=row.content_type or "application/json",
     )
 
 

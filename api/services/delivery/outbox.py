@@ -115,13 +115,17 @@ def add_delivery(
 
 
 def due_rows(message_row: dict[str, Any], endpoint_ids: Iterable[str]) -> list[dict[str, Any]]:
-    """Due SCHEDULED delivery rows of a new message (for one Core INSERT)."""
-    return [
-        due_row(
-            message_row["id"], message_row["app_id"], endpoint_id, now=message_row["created_at"]
-        )
+    """SCHEDULED delivery rows of a new message (for one Core INSERT), due now or at its
+    `deliver_at` (deliverAt) when that is later."""
+    created, deliver_at = message_row["created_at"], message_row.get("deliver_at")
+    rows = [
+        due_row(message_row["id"], message_row["app_id"], endpoint_id, now=created)
         for endpoint_id in endpoint_ids
     ]
+    if deliver_at is not None and deliver_at > created:
+        for row in rows:
+            row["next_attempt_at"] = deliver_at
+    return rows
 
 
 def wake(force: bool = False, client: redis.Redis | None = None) -> bool:

@@ -55,7 +55,7 @@ def send(job: Job, settings: Settings) -> Outcome:
     timestamp = int(time.time())
     headers = {
         **job.headers,  # custom headers first: they can never replace ours
-        "content-type": "application/json",
+        "content-type": job.content_type,
         "user-agent": USER_AGENT,
         **webhook_headers(job.msg_id, timestamp, job.body, job.keys),
     }
