@@ -78,6 +78,14 @@ def dispatch_due() -> int:
     return dispatch()
 
 
+@shared_task(name="herald.vacuum_deliveries", acks_late=True, queue=DISPATCH_QUEUE, expires=30)
+def vacuum_deliveries() -> bool:
+    """VACUUM the delivery table when dead row versions pile up (every 10 s; a no-op mostly)."""
+    from api.services.delivery.vacuum import vacuum_if_needed
+
+    return vacuum_if_needed()
+
+
 @shared_task(
     name="herald.purge_expired_payloads", acks_late=True, queue=DISPATCH_QUEUE, expires=3000
 )

@@ -67,6 +67,7 @@ def celery_settings(app: Flask) -> dict[str, Any]:
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "beat_schedule": {
             "dispatch-due": {"task": "herald.dispatch_due", "schedule": interval},
+            "vacuum-deliveries": {"task": "herald.vacuum_deliveries", "schedule": 10.0},
             "purge-expired-payloads": {"task": "herald.purge_expired_payloads", "schedule": 3600.0},
             "resume-stale-recoveries": {
                 "task": "herald.resume_stale_recoveries",
