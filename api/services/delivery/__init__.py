@@ -42,6 +42,7 @@ The modules, in that order:
                     fenced, one statement on PostgreSQL; a refused batch is recorded row by
                     row, a refused row without its response
     retry.py        the retry schedule and Retry-After
+    vacuum.py       VACUUM of the queue table once dead row versions pile up (beat)
 
 Every place that writes `status`, `next_attempt_at` or `lease_token`:
 
