@@ -8,8 +8,11 @@ release that cannot boot never signals, so the old master keeps serving.
 """
 
 import fcntl
+import json
 import os
 import signal
+
+from gunicorn import util
 
 _ROOT = os.path.dirname(os.path.abspath(__file__))
 _RUN_DIR = os.environ.get("HERALD_RUN_DIR", os.path.join(_ROOT, "var", "run"))
@@ -32,6 +35,40 @@ graceful_timeout = 30
 keepalive = 2
 control_socket_disable = True  # the exiting old master would unlink the shared socket path
 reuse_port = False  # reuse_port breaks USR2 (the new master gets GUNICORN_FD='')
+# Herald's request limits (README "The API"), enforced by gunicorn before the app sees a byte:
+# 414 above the request line's limit (8190 is gunicorn's maximum), 431 above the header limits.
+limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 8190
+
+# Codes of the errors gunicorn answers itself (a request it cannot parse or that is over a limit)
+GUNICORN_ERROR_CODES = {
+    400: "bad_request",
+    403: "insufficient_access",
+    414: "uri_too_long",
+    417: "expectation_failed",
+    431: "request_header_fields_too_large",
+    500: "server_error",
+    501: "not_implemented",
+}
+
+
+def write_json_error(sock, status_int, reason, mesg):
+    """gunicorn's error answer as Herald's JSON `{"code", "detail"}`, not its HTML page.
+
+    Installed over `gunicorn.util.write_error`, the one function gunicorn's workers (sync and
+    gthread) write those answers with; tests/e2e/test_gunicorn_errors.py sends the requests.
+    """
+    code = GUNICORN_ERROR_CODES.get(status_int, "generic_error")
+    body = json.dumps({"code": code, "detail": mesg or reason}).encode("ascii")
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+util.write_error = write_json_error  # read at each call (workers/base.py: util.write_error)
 
 
 def _handoff_counter(master_pid):

@@ -65,13 +65,23 @@ def register_blueprints(app: Flask) -> None:
         applications,
         attempts,
         auth,
+        background_tasks,
         endpoints,
         event_types,
         health,
         messages,
     )
 
-    for module in (health, auth, applications, event_types, endpoints, messages, attempts):
+    for module in (
+        health,
+        auth,
+        applications,
+        event_types,
+        endpoints,
+        messages,
+        attempts,
+        background_tasks,
+    ):
         openapi.register_blueprint(module.blp)
 
 

@@ -24,18 +24,30 @@ def current_principal() -> Principal:
     return principal
 
 
+def _bearer_token(header: str) -> str | None:
+    """The token of `Bearer <token>`, or None for another scheme or an empty token."""
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def request_principal() -> Principal | None:
+    """The Principal of this request's bearer token, or None (no token, or not a valid one)."""
+    token = _bearer_token(request.headers.get("Authorization", ""))
+    return None if token is None else authenticate(token)
+
+
 def require_auth(view: F) -> F:
     """Reject the request with 401 unless it carries `Authorization: Bearer <valid token>`."""
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
+        token = _bearer_token(header)
         if not header:
             raise _unauthorized("Missing Authorization header.")
-        if scheme.lower() != "bearer" or not token.strip():
+        if token is None:
             raise _unauthorized("Authorization must be 'Bearer <token>'.")
-        principal = authenticate(token.strip())
+        principal = authenticate(token)
         if principal is None:
             raise _unauthorized("Invalid token")
         g.principal = principal

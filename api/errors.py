@@ -30,6 +30,7 @@ DETAILS = {
     405: "Method not allowed",
     413: "Request payload is too large.",
 }
+INT_DIGITS_LIMIT = "for integer string conversion"  # CPython's message for int("9" * 4301)
 
 
 class ApiError(Exception):
@@ -94,6 +95,13 @@ def error_body(code: str, detail: str) -> dict[str, str]:
     return {"code": code, "detail": detail}
 
 
+def _invalid_json(msg: str) -> ResponseReturnValue:
+    """422 for a body that is not JSON Herald can parse, as Svix answers malformed JSON."""
+    return jsonify(
+        {"detail": [{"loc": ["body"], "msg": msg, "type": "value_error.jsondecode"}]}
+    ), 422
+
+
 def document_errors(app: Flask, api: Api) -> None:
     """Initialise the OpenAPI extension with our error bodies instead of flask-smorest's."""
     from serializers.base import HttpErrorOut, HttpValidationErrorOut
@@ -131,17 +139,7 @@ def register_error_handlers(app: Flask) -> None:
         data = getattr(exc, "data", None)  # webargs/flask-smorest attach parser messages here
         if status == 400 and data and "json" in data.get("messages", {}):
             # webargs' "Invalid JSON body": Svix answers 422 value_error.jsondecode
-            return jsonify(
-                {
-                    "detail": [
-                        {
-                            "loc": ["body"],
-                            "msg": "Invalid JSON body.",
-                            "type": "value_error.jsondecode",
-                        }
-                    ]
-                }
-            ), 422
+            return _invalid_json("Invalid JSON body.")
         if status == 422 and data and "messages" in data:
             items: list[dict[str, Any]] = []
             for location, messages in data["messages"].items():
@@ -157,17 +155,15 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(RecursionError)
     def _too_deep(exc: RecursionError) -> ResponseReturnValue:
         # e.g. a JSON body of 50,000 nested arrays: the parser recurses past Python's limit
-        return jsonify(
-            {
-                "detail": [
-                    {
-                        "loc": ["body"],
-                        "msg": "JSON nested too deeply.",
-                        "type": "value_error.jsondecode",
-                    }
-                ]
-            }
-        ), 422
+        return _invalid_json("JSON nested too deeply.")
+
+    @app.errorhandler(ValueError)
+    def _value_error(exc: ValueError) -> ResponseReturnValue:
+        # json.loads parses a number of more than 4,300 digits (sys.get_int_max_str_digits())
+        # with int(), whose bare ValueError is not the JSONDecodeError webargs answers
+        if INT_DIGITS_LIMIT in str(exc):
+            return _invalid_json("JSON number has too many digits.")
+        return _unhandled(exc)
 
     @app.errorhandler(Exception)
     def _unhandled(exc: Exception) -> ResponseReturnValue:

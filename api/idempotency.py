@@ -1,7 +1,9 @@
 """Idempotent POSTs: the first 2xx response to an `idempotency-key` is replayed for 12 hours.
 
-Key = sha256(Authorization + idempotency-key + path?query), as Svix does. A concurrent
-duplicate waits (up to 5 s) for the first request to finish. Non-2xx responses are not kept.
+Key = sha256(org + token + idempotency-key + path?query): the token is authenticated first, so
+a deleted token, or another org's token reusing the key, never sees a stored response (the view
+answers or runs the request as if there were none). A concurrent duplicate waits (up to 5 s) for
+the first request to finish. Non-2xx responses are not kept.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 
 from flask import Flask, Response, g, request
 
+from api.auth import request_principal
 from api.errors import ApiError
 from api.extensions import get_redis
 
@@ -28,7 +31,10 @@ def _key() -> str | None:
     header = request.headers.get("idempotency-key")
     if request.method != "POST" or not header:
         return None
-    raw = "\x00".join((request.headers.get("Authorization", ""), header, request.full_path))
+    principal = request_principal()
+    if principal is None:  # not authenticated: the view answers 401, nothing is replayed
+        return None
+    raw = "\x00".join((principal.org_id, principal.token_id, header, request.full_path))
     return "herald:idem:" + hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 

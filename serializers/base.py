@@ -5,10 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 UID_PATTERN = r"^[a-zA-Z0-9\-_.]+$"
 CHANNEL_PATTERN = r"^[a-zA-Z0-9\-_.:+]+$"
+
+
+class FullMatch(validate.Regexp):
+    """validate.Regexp on the whole string: `re.match` lets `$` accept a trailing newline, so
+    "shop\\n" would pass `^[a-z]+$`. The pattern still reaches the OpenAPI document."""
+
+    def __call__(self, value: Any) -> Any:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
 
 
 class BaseSchema(Schema):
@@ -41,13 +51,13 @@ class UTCDateTime(fields.DateTime):
 
 def uid_field(**kwargs: Any) -> fields.String:
     """An optional uid/eventId: 1..256 of [a-zA-Z0-9-_.]."""
-    return fields.String(validate=[validate.Length(1, 256), validate.Regexp(UID_PATTERN)], **kwargs)
+    return fields.String(validate=[validate.Length(1, 256), FullMatch(UID_PATTERN)], **kwargs)
 
 
 def channels_field(**kwargs: Any) -> fields.List:
     """Channels: 1..10 unique names."""
     return fields.List(
-        fields.String(validate=[validate.Length(1, 128), validate.Regexp(CHANNEL_PATTERN)]),
+        fields.String(validate=[validate.Length(1, 128), FullMatch(CHANNEL_PATTERN)]),
         validate=validate.Length(1, 10),
         **kwargs,
     )
@@ -58,7 +68,7 @@ class ListQuery(BaseSchema):
 
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 250))
     iterator = fields.String(
-        load_default=None, allow_none=True, validate=validate.Regexp(r"^[^\x00]*$")
+        load_default=None, allow_none=True, validate=FullMatch(r"^[^\x00]*$")
     )  # PostgreSQL cannot compare with a NUL byte: 422 instead of 500
     order = fields.String(load_default=None, validate=validate.OneOf(["ascending", "descending"]))
 

@@ -105,7 +105,7 @@ def upsert_application(
     the new app's uid unless the body has one. Returns (application, created)."""
     app = find_application(org_id, app_id_or_uid)
     path_uid = None if app_id_or_uid.startswith("app_") else app_id_or_uid
-    if path_uid is not None and not UID_RE.match(path_uid):
+    if path_uid is not None and not UID_RE.fullmatch(path_uid):
         raise Unprocessable.at(["path", "app_id"], "Not a valid id or uid.")
     fields = {"throttle_rate": None, "metadata_": {}, **data}
     if fields.get("uid") is None and path_uid is not None:

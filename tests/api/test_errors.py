@@ -77,3 +77,15 @@ def test_post_deeply_nested_json_returns_422_not_500(
     )
     assert response.status_code == 422
     assert response.is_json
+
+
+def test_other_value_error_still_returns_json_500(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def explode() -> dict[str, str]:
+        raise ValueError("not a JSON number")  # only int()'s digit limit is a 422
+
+    monkeypatch.setattr("api.blueprints.health.check_dependencies", explode)
+    response = client.get("/api/v1/health")
+    assert response.status_code == 500
+    assert response.get_json()["code"] == "server_error"

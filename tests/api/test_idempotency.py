@@ -6,13 +6,15 @@ import threading
 import uuid
 from typing import Any
 
+import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from api.extensions import db
-from api.models import Application, Message, Organization
+from api.models import ApiToken, Application, Message, Organization
+from api.services.tokens import create_token
 
 Headers = dict[str, str]
 BODY = {"eventType": "order.paid", "payload": {"order": 42}}
@@ -70,6 +72,43 @@ def test_create_message_same_key_other_token_is_not_replayed(
     post(client, auth_headers, key)
     other = client.post("/api/v1/app/shop/msg", json=BODY, headers={"idempotency-key": key})
     assert other.status_code == 401  # the key is scoped to the caller's Authorization
+
+
+def test_create_message_deleted_token_with_stored_key_returns_401(
+    app: Flask,
+    client: FlaskClient,
+    auth_headers: Headers,
+    application: Application,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(app.config, "AUTH_CACHE_SECONDS", 0)  # a deletion is seen at once
+    monkeypatch.setattr("api.services.tokens._CACHE", {})
+    key = uuid.uuid4().hex
+    assert post(client, auth_headers, key).status_code == 202
+    db.session.execute(delete(ApiToken))
+    db.session.commit()
+    replay = post(client, auth_headers, key)
+    assert replay.status_code == 401
+    assert replay.get_json()["code"] == "authentication_failed"
+    assert "Idempotent-Replayed" not in replay.headers
+
+
+def test_create_message_same_key_other_org_runs_its_own_request(
+    client: FlaskClient, auth_headers: Headers, application: Application
+) -> None:
+    org, plain = create_token("other-org")
+    db.session.add(Application(org_id=org.id, name="Other shop", uid="shop"))
+    db.session.commit()
+    key = uuid.uuid4().hex
+    first = post(client, auth_headers, key)
+    other = post(client, {"Authorization": f"Bearer {plain}"}, key)
+    assert first.status_code == other.status_code == 202
+    assert "Idempotent-Replayed" not in other.headers
+    assert other.get_json()["id"] != first.get_json()["id"]
+    theirs = db.session.get(Message, other.get_json()["id"])
+    assert theirs is not None and theirs.org_id == org.id
+    assert post(client, auth_headers, key).get_json() == first.get_json()  # still the first's
+    assert count_messages() == 2
 
 
 def test_create_message_concurrent_duplicates_create_one_message(
