@@ -9,10 +9,12 @@ from typing import Any
 from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 from webargs.fields import DelimitedList
 
+from serializers.applications import metadata_field, no_control_chars, throttle_rate_field
 from serializers.base import (
     CHANNEL_PATTERN,
     UID_PATTERN,
     BaseSchema,
+    FullMatch,
     ListQuery,
     UTCDateTime,
     channels_field,
@@ -41,21 +43,13 @@ def _unique(items: list[str] | None) -> list[str] | None:
 
 
 class MessageApplicationIn(BaseSchema):
-    """The `application` of MessageIn: created with the message when the path app is missing."""
+    """The `application` of MessageIn: created with the message when the path app is missing,
+    so it has ApplicationIn's limits (name 1..256, metadata 4096 bytes, no control characters)."""
 
-    name = fields.String(required=True, validate=[validate.Length(min=1), storable])
+    name = fields.String(required=True, validate=[validate.Length(1, 256), no_control_chars])
     uid = uid_field(allow_none=True, load_default=None)
-    throttle_rate = fields.Integer(
-        data_key="throttleRate",
-        allow_none=True,
-        load_default=None,
-        validate=validate.Range(1, 65535),
-    )
-    metadata = fields.Dict(
-        keys=fields.String(validate=storable),
-        values=fields.String(validate=storable),
-        load_default=dict,
-    )
+    throttle_rate = throttle_rate_field(load_default=None)
+    metadata = metadata_field(allow_none=True, load_default=dict)
 
 
 class MessageIn(BaseSchema):
@@ -64,13 +58,13 @@ class MessageIn(BaseSchema):
     event_type = fields.String(
         data_key="eventType",
         required=True,
-        validate=[validate.Length(1, 256), validate.Regexp(UID_PATTERN)],
+        validate=[validate.Length(1, 256), FullMatch(UID_PATTERN)],
     )
     payload = fields.Raw(required=True, metadata={"type": "object"})  # checked in post_load
     event_id = uid_field(data_key="eventId", allow_none=True, load_default=None)
     channels = channels_field(allow_none=True, load_default=None)
     tags = fields.List(
-        fields.String(validate=[validate.Length(1, 128), validate.Regexp(TAG_PATTERN)]),
+        fields.String(validate=[validate.Length(1, 128), FullMatch(TAG_PATTERN)]),
         validate=validate.Length(max=5),
         allow_none=True,
         load_default=None,
@@ -214,16 +208,16 @@ class MessageFilterFields(BaseSchema):
     """Filters on messages shared by the message and attempt lists (event_types comma-joined)."""
 
     channel = fields.String(
-        load_default=None, validate=[validate.Length(1, 128), validate.Regexp(CHANNEL_PATTERN)]
+        load_default=None, validate=[validate.Length(1, 128), FullMatch(CHANNEL_PATTERN)]
     )
     tag = fields.String(
-        load_default=None, validate=[validate.Length(1, 128), validate.Regexp(TAG_PATTERN)]
+        load_default=None, validate=[validate.Length(1, 128), FullMatch(TAG_PATTERN)]
     )
     before = UTCDateTime(load_default=None)
     after = UTCDateTime(load_default=None)
     # no load_default: apispec cannot render a None default of a DelimitedList
     event_types = DelimitedList(
-        fields.String(validate=[validate.Length(1, 256), validate.Regexp(UID_PATTERN)])
+        fields.String(validate=[validate.Length(1, 256), FullMatch(UID_PATTERN)])
     )
 
 
@@ -235,3 +229,39 @@ class MessageListQuery(ListQuery, WithContentQuery, MessageFilterFields):
 
 
 MessageListOut = list_response(MessageOut, "ListResponseMessageOut")
+
+
+class MessagePrecheckIn(BaseSchema):
+    """POST .../msg/precheck/active: the event type and channels a message would have."""
+
+    event_type = fields.String(
+        data_key="eventType",
+        required=True,
+        validate=[validate.Length(1, 256), FullMatch(UID_PATTERN)],
+    )
+    channels = channels_field(allow_none=True, load_default=None)
+
+
+class MessagePrecheckOut(BaseSchema):
+    """Whether any enabled endpoint would receive such a message."""
+
+    active = fields.Boolean(required=True)
+
+
+class BulkExpungeContentsIn(BaseSchema):
+    """POST .../msg/bulk-expunge: message ids or eventIds whose payloads to delete."""
+
+    ids = fields.List(
+        fields.String(validate=[validate.Length(1, 256), FullMatch(UID_PATTERN)]),
+        load_default=list,
+    )
+
+
+class BulkExpungeContentsOut(BaseSchema):
+    """`results`: each given id → `expunged` or `not-found`."""
+
+    results = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(validate=validate.OneOf(["expunged", "not-found"])),
+        required=True,
+    )

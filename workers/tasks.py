@@ -94,3 +94,11 @@ def purge_expired_payloads() -> int:
     from api.services.retention import purge_expired_payloads as purge
 
     return purge()
+
+
+@shared_task(name="herald.purge_app_content", acks_late=True)
+def purge_app_content(task_id: str) -> int:
+    """Delete every payload of the task's application (expunge-all-contents); idempotent."""
+    from api.services.background_tasks import run_purge_content
+
+    return run_purge_content(task_id)

@@ -1,4 +1,5 @@
-"""Messages (Svix v1): create, list, get (id or eventId), expunge content."""
+"""Messages (Svix v1): create, precheck, list, get (id or eventId), expunge content (one, some,
+all)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,18 @@ from flask_smorest import Blueprint
 
 from api.auth import current_principal, require_auth
 from api.models import Message
-from api.services import messages
+from api.services import background_tasks, messages
 from api.services.lookup import get_app_message
+from serializers.background_tasks import ExpungeAllContentsOut
 from serializers.messages import (
+    BulkExpungeContentsIn,
+    BulkExpungeContentsOut,
     MessageIn,
     MessageListOut,
     MessageListQuery,
     MessageOut,
+    MessagePrecheckIn,
+    MessagePrecheckOut,
     WithContentQuery,
 )
 
@@ -79,3 +85,33 @@ def expunge_content(app_id: str, msg_id: str) -> ResponseReturnValue:
     """Delete the message's payload now (it then reads as `{"expired": true}`)."""
     messages.expunge_message_content(current_principal().org_id, app_id, msg_id)
     return "", 204
+
+
+@blp.route("/app/<app_id>/msg/precheck/active", methods=["POST"])
+@require_auth
+@blp.arguments(MessagePrecheckIn)
+@blp.response(200, MessagePrecheckOut)
+def precheck(data: dict[str, Any], app_id: str) -> ResponseReturnValue:
+    """Whether any enabled endpoint would receive a message of this event type and channels."""
+    org_id = current_principal().org_id
+    return {
+        "active": messages.precheck_message(org_id, app_id, data["event_type"], data["channels"])
+    }
+
+
+@blp.route("/app/<app_id>/msg/bulk-expunge", methods=["POST"])
+@require_auth
+@blp.arguments(BulkExpungeContentsIn)
+@blp.response(200, BulkExpungeContentsOut)
+def bulk_expunge_content(data: dict[str, Any], app_id: str) -> ResponseReturnValue:
+    """Delete the payloads of the given messages (ids or eventIds): `expunged` or `not-found`."""
+    org_id = current_principal().org_id
+    return {"results": messages.bulk_expunge_message_content(org_id, app_id, data["ids"])}
+
+
+@blp.route("/app/<app_id>/msg/expunge-all-contents", methods=["POST"])
+@require_auth
+@blp.response(202, ExpungeAllContentsOut)
+def expunge_all_contents(app_id: str) -> ResponseReturnValue:
+    """Delete every payload of the app's messages, as an `application.purge_content` task."""
+    return background_tasks.start_purge_content(current_principal().org_id, app_id)

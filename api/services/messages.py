@@ -289,3 +289,42 @@ def expunge_message_content(org_id: str, app_id_or_uid: str, msg_id_or_event_id:
     message.payload = None
     db.session.commit()
     logger.info("message.expunged", extra={"msg_id": message.id, "app_id": message.app_id})
+
+
+def precheck_message(
+    org_id: str, app_id_or_uid: str, event_type: str, channels: Sequence[str] | None
+) -> bool:
+    """Whether a message of that event type and channels would reach any endpoint of the app
+    (enabled and matching its filters, exactly as ingest routes), or 404 for no such app."""
+    app = get_application(org_id, app_id_or_uid)
+    endpoints = db.session.execute(
+        select(Endpoint.disabled, Endpoint.event_types, Endpoint.channels).where(
+            Endpoint.app_id == app.id, Endpoint.disabled.is_(False)
+        )
+    )
+    return any(endpoint_matches(row, event_type, channels) for row in endpoints)
+
+
+BULK_EXPUNGE_CHUNK = 500  # ids per lookup: far below SQLite's bound-parameter limit
+
+
+def bulk_expunge_message_content(
+    org_id: str, app_id_or_uid: str, ids: Sequence[str]
+) -> dict[str, str]:
+    """Delete the payloads of the app's messages named by id or eventId; each given id maps to
+    `expunged` or `not-found`."""
+    app = get_application(org_id, app_id_or_uid)
+    wanted = list(dict.fromkeys(ids))
+    found: set[str] = set()
+    for start in range(0, len(wanted), BULK_EXPUNGE_CHUNK):
+        chunk = set(wanted[start : start + BULK_EXPUNGE_CHUNK])
+        for message in db.session.scalars(
+            select(Message).where(
+                Message.app_id == app.id, or_(Message.id.in_(chunk), Message.event_id.in_(chunk))
+            )
+        ):
+            message.payload = None
+            found.update(key for key in (message.id, message.event_id) if key in chunk)
+    db.session.commit()
+    logger.info("message.bulk_expunged", extra={"app_id": app.id, "messages": len(found)})
+    return {key: "expunged" if key in found else "not-found" for key in wanted}

@@ -1,4 +1,5 @@
-"""Endpoint recovery: resend every message that failed to reach an endpoint in a time window."""
+"""Endpoint recovery (resend what failed to reach an endpoint in a time window) and replay
+(send an endpoint what it never got), both as background tasks."""
 
 from __future__ import annotations
 
@@ -6,13 +7,14 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import aliased
 
 from api.extensions import db
 from api.ids import boundary_id
 from api.models import (
     BackgroundTask,
+    Delivery,
     Endpoint,
     Message,
     MessageAttempt,
@@ -20,11 +22,13 @@ from api.models import (
     TriggerType,
 )
 from api.models.common import utcnow
+from api.services import background_tasks
 from api.services.delivery import outbox
 from api.services.filters import clamp_moment
 from api.services.lookup import (
     get_app_endpoint,
 )
+from api.services.messages import endpoint_matches
 from api.services.queue import enqueue
 
 logger = logging.getLogger(__name__)
@@ -34,6 +38,15 @@ TASK_TYPE = "endpoint.recover"
 RECOVER_LIMIT = 10_000
 RESUME_TASK = "herald.resume_stale_recoveries"
 STALE_AFTER = timedelta(minutes=5)
+REPLAY_TASK = "herald.replay_endpoint"
+REPLAY_TYPE = "endpoint.replay"
+REPLAY_BATCH = 500
+# The worker task of each task type that resume_stale_recoveries re-enqueues.
+RESUMABLE = {
+    TASK_TYPE: RECOVER_TASK,
+    REPLAY_TYPE: REPLAY_TASK,
+    background_tasks.PURGE_TYPE: background_tasks.PURGE_TASK,
+}
 
 
 def start_recovery(
@@ -126,28 +139,133 @@ def run_recovery(task_id: str) -> int:
     return len(deliveries)
 
 
+def start_replay(
+    org_id: str, app_id: str, endpoint_id: str, since: datetime, until: datetime | None
+) -> BackgroundTask:
+    """Record a running `endpoint.replay` task, commit, then enqueue its worker task."""
+    endpoint = get_app_endpoint(org_id, app_id, endpoint_id)
+    since, until = clamp_moment(since), clamp_moment(until or utcnow())
+    task = BackgroundTask(
+        org_id=org_id,
+        task=REPLAY_TYPE,
+        status="running",
+        data={
+            "appId": endpoint.app_id,
+            "endpointId": endpoint.id,
+            "since": since.isoformat(),
+            "until": until.isoformat(),
+            "resent": 0,
+        },
+    )
+    db.session.add(task)
+    db.session.commit()
+    enqueue(REPLAY_TASK, task.id)
+    logger.info("replay.started", extra={"task_id": task.id, "endpoint_id": endpoint.id})
+    return task
+
+
+def missing_messages(
+    endpoint: Endpoint, since: datetime, until: datetime, after: str, limit: int = REPLAY_BATCH
+) -> Select[Any]:
+    """The app's messages created in [since, until) after id `after` that still have a payload
+    and no delivery to the endpoint (never routed there, never resent), oldest first."""
+    delivered = exists().where(Delivery.msg_id == Message.id, Delivery.endpoint_id == endpoint.id)
+    return (
+        select(Message)
+        .where(
+            Message.app_id == endpoint.app_id,
+            Message.id >= boundary_id("msg", since),
+            Message.id < boundary_id("msg", until),
+            Message.id > after,
+            Message.payload.is_not(None),
+            Message.expiration > utcnow(),
+            ~delivered,
+        )
+        .order_by(Message.id)
+        .limit(limit)
+    )
+
+
+def _replay_batch(task: BackgroundTask) -> bool:
+    """Queue one batch of the replay as manual deliveries and note the progress in the task
+    (not committed); True when nothing is left."""
+    data = dict(task.data)
+    endpoint = db.session.get(Endpoint, data.get("endpointId", ""))
+    if endpoint is None:
+        task.status, task.data = "failed", {**data, "error": "endpoint not found"}
+        return True
+    if endpoint.disabled:  # disabled endpoints receive nothing, not even replays
+        task.status = "finished"
+        return True
+    since = datetime.fromisoformat(data["since"])
+    until = datetime.fromisoformat(data["until"])
+    query = missing_messages(endpoint, since, until, data.get("after", ""), REPLAY_BATCH)
+    batch = list(db.session.scalars(query))
+    sent = 0
+    for message in batch:  # the endpoint's filters, exactly as ingest applies them
+        if endpoint_matches(endpoint, message.event_type, message.channels):
+            delivery = outbox.add_delivery(message, endpoint, TriggerType.MANUAL)
+            if message.deliver_at is not None and message.deliver_at > delivery.created_at:
+                delivery.next_attempt_at = message.deliver_at  # deliverAt still holds
+            sent += 1
+    done = len(batch) < REPLAY_BATCH
+    data["resent"] = data.get("resent", 0) + sent
+    if batch:
+        data["after"] = batch[-1].id  # where a rerun goes on from
+    task.data = data
+    if done:
+        task.status = "finished"
+    return done
+
+
+def run_replay(task_id: str) -> int:
+    """Send the task's endpoint every message of the window it never got, as manual
+    deliveries; returns how many this run queued (0 if already done).
+
+    Each batch commits with the task's progress and under its row lock, and a message that
+    got a delivery no longer qualifies: a rerun or a concurrent duplicate never sends twice."""
+    queued = 0
+    while True:
+        task = background_tasks.lock_running(task_id)
+        if task is None:
+            return queued
+        before = int(task.data.get("resent", 0))
+        done = _replay_batch(task)
+        sent = int(task.data.get("resent", 0)) - before
+        db.session.commit()
+        queued += sent
+        if sent:
+            outbox.wake()
+        if done:
+            logger.info("replay.finished", extra={"task_id": task_id, "resent": queued})
+            return queued
+
+
 def resume_stale_recoveries(stale_after: timedelta = STALE_AFTER) -> list[str]:
-    """Re-enqueue recovery tasks still `running` and untouched for `stale_after`: their publish
-    was lost (Redis down) or their worker died. run_recovery is idempotent, so a task that was
-    merely slow is harmless to enqueue again."""
+    """Re-enqueue background tasks (recover, replay, purge) still `running` and untouched for
+    `stale_after`: their publish was lost (Redis down) or their worker died. Their runs are
+    idempotent, so a task that was merely slow is harmless to enqueue again."""
     cutoff = utcnow() - stale_after
     tasks = list(
         db.session.scalars(
             select(BackgroundTask)
             .where(
-                BackgroundTask.task == TASK_TYPE,
+                BackgroundTask.task.in_(RESUMABLE),
                 BackgroundTask.status == "running",
                 BackgroundTask.updated_at < cutoff,
             )
             .order_by(BackgroundTask.id)
             .limit(100)
+            # a task a worker is running holds its row lock: not stale, and the scheduler's
+            # queue must not wait for a long purge
+            .with_for_update(skip_locked=True)
         )
     )
     for task in tasks:
         task.updated_at = utcnow()  # the next resume waits another stale_after
     db.session.commit()
     for task in tasks:
-        enqueue(RECOVER_TASK, task.id)
+        enqueue(RESUMABLE[task.task], task.id)
     if tasks:
         logger.warning("recover.resumed", extra={"tasks": len(tasks)})
     return [task.id for task in tasks]
