@@ -20,7 +20,7 @@ from serializers.applications import (
 from serializers.base import BaseSchema, ListQuery, UTCDateTime, channels_field, list_response
 from serializers.event_types import name_field
 
-SECRET_RE = re.compile(r"^(?:whsec_)?([a-zA-Z0-9+/=]{32,100})$")
+SECRET_RE = re.compile(r"^(whsec_|whsk_)?([a-zA-Z0-9+/=]{32,100})$")
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 HEADER_VALUE_RE = re.compile(r"^[\t\x20-\x7e]*$")
 FORBIDDEN_HEADERS = frozenset(
@@ -62,13 +62,20 @@ ALIASES = {"filterTypes": "eventTypes", "rateLimit": "throttleRate"}
 
 
 def check_url(value: str) -> None:
-    """http(s) URLs only, with a host and no whitespace or control characters."""
+    """http(s) URLs only, with a host, a port in 1..65535 if any, and no whitespace or control
+    characters."""
     try:
-        scheme = urlsplit(value).scheme.lower()
+        parts = urlsplit(value)
     except ValueError:
         raise ValidationError("Not a valid URL.") from None
-    if scheme not in ("http", "https"):
+    if parts.scheme.lower() not in ("http", "https"):
         raise ValidationError("Endpoint URL schemes must be http or https")
+    try:
+        port = parts.port  # ValueError above 65535: `:99999` would only fail at delivery
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise ValidationError("Not a valid URL: the port must be 1 to 65535.")
     if any(
         ord(char) <= 0x20 or ord(char) == 0x7F or 0xD800 <= ord(char) <= 0xDFFF for char in value
     ):
@@ -77,32 +84,44 @@ def check_url(value: str) -> None:
 
 
 def check_secret(value: str | None) -> None:
-    """`whsec_` (optional) + base64 of 24..75 bytes."""
+    """`whsec_` (optional) + base64 of 24..75 bytes (HMAC), or `whsk_` + base64 of an Ed25519
+    key: the 32-byte seed, or the 64-byte seed + public key (Svix's form)."""
     if value is None:
         return
-    match = SECRET_RE.match(value)
+    match = SECRET_RE.fullmatch(value)
     try:
-        raw = base64.b64decode(match.group(1), validate=True) if match else b""
+        raw = base64.b64decode(match.group(2), validate=True) if match else b""
     except (binascii.Error, ValueError):
         raw = b""
+    if match and match.group(1) == "whsk_":
+        if len(raw) not in (32, 64):
+            raise ValidationError(
+                "Ed25519 secrets must be `whsk_` + base64 of the 32-byte seed or of the "
+                "64-byte seed and public key."
+            )
+        return
     if not 24 <= len(raw) <= 75:
-        raise ValidationError("Secrets must be `whsec_` + base64 of 24 to 75 random bytes.")
+        raise ValidationError(
+            "Secrets must be `whsec_` + base64 of 24 to 75 random bytes, or an Ed25519 `whsk_` key."
+        )
 
 
 def normalize_secret(value: str | None) -> str | None:
-    """Store every secret with its `whsec_` prefix."""
-    return value if value is None or value.startswith("whsec_") else "whsec_" + value
+    """Store every secret with its prefix (`whsec_` when it has none)."""
+    if value is None or value.startswith(("whsec_", "whsk_")):
+        return value
+    return "whsec_" + value
 
 
 def check_headers(value: dict[str, str | None] | None) -> None:
     """Header names must be valid, not hop-by-hop/reserved; values visible ASCII, <= 4096 B."""
     for name, item in (value or {}).items():
         lower = name.lower()
-        if not HEADER_NAME_RE.match(name):
+        if not HEADER_NAME_RE.fullmatch(name):
             raise ValidationError(f"Invalid header name: {name!r}")
         if lower in FORBIDDEN_HEADERS or lower.startswith(FORBIDDEN_PREFIXES):
             raise ValidationError(f"Header name is not allowed: {name!r}")
-        if item is not None and (len(item) > 4096 or not HEADER_VALUE_RE.match(item)):
+        if item is not None and (len(item) > 4096 or not HEADER_VALUE_RE.fullmatch(item)):
             raise ValidationError(f"Invalid value for header {name!r}")
 
 
@@ -214,7 +233,7 @@ class EndpointOut(BaseSchema):
 
 
 class EndpointSecretOut(BaseSchema):
-    """`{"key": "whsec_..."}`."""
+    """`{"key": "whsec_..."}`, or the public `whpk_...` key of an Ed25519 (`whsk_`) secret."""
 
     key = fields.String(required=True)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from jsonschema import Draft7Validator
@@ -10,10 +12,17 @@ from jsonschema.exceptions import SchemaError
 from marshmallow import ValidationError, fields, post_load, validate
 
 from serializers.applications import no_control_chars
-from serializers.base import UID_PATTERN, BaseSchema, ListQuery, UTCDateTime, list_response
+from serializers.base import (
+    UID_PATTERN,
+    BaseSchema,
+    FullMatch,
+    ListQuery,
+    UTCDateTime,
+    list_response,
+)
 
 UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
-NAME_RULES = [validate.Length(1, 256), validate.Regexp(UID_PATTERN)]
+NAME_RULES = [validate.Length(1, 256), FullMatch(UID_PATTERN)]
 
 
 def _unstorable(value: Any) -> bool:
@@ -134,3 +143,51 @@ class EventTypeDeleteQuery(BaseSchema):
 
 
 ListResponseEventTypeOut = list_response(EventTypeOut, "ListResponseEventTypeOut")
+
+RETRY_DELAY_MAX = 7 * 86400  # seconds: the longest delay a retry schedule may hold
+RETRY_SCHEDULE_MAX = 50  # retries a schedule may hold
+
+
+class Duration(BaseSchema):
+    """Svix's Duration: whole seconds and nanoseconds."""
+
+    secs = fields.Integer(required=True, validate=validate.Range(0, RETRY_DELAY_MAX))
+    nanos = fields.Integer(load_default=0, validate=validate.Range(0, 999_999_999))
+
+
+class DurationField(fields.Nested):
+    """A delay held as seconds (int, or float with a fraction), a Duration on the wire."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(Duration, **kwargs)
+
+    # Nested's own signature (`nested_obj`), which mypy finds at odds with Field's
+    def _serialize(self, nested_obj: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        if nested_obj is None:
+            return None
+        secs = int(nested_obj)
+        return {"secs": secs, "nanos": min(round((nested_obj - secs) * 1e9), 999_999_999)}
+
+    def _deserialize(
+        self,
+        value: Any,
+        attr: str | None,
+        data: Mapping[str, Any] | None,
+        partial: bool | Sequence[str] | AbstractSet[str] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        loaded = super()._deserialize(value, attr, data, partial, **kwargs)
+        return loaded["secs"] + loaded["nanos"] / 1e9 if loaded["nanos"] else loaded["secs"]
+
+
+class RetryScheduleInOut(BaseSchema):
+    """Body and answer of /event-type/{name}/retry-schedule: the delay before each retry of
+    the type's deliveries; null (or absent) = HERALD_RETRY_SCHEDULE, [] = no retry."""
+
+    retry_schedule = fields.List(
+        DurationField(),
+        data_key="retrySchedule",
+        allow_none=True,
+        load_default=None,
+        validate=validate.Length(max=RETRY_SCHEDULE_MAX),
+    )

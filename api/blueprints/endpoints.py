@@ -94,9 +94,8 @@ class EndpointById(MethodView):
 @require_auth
 @blp.response(200, EndpointSecretOut)
 def get_secret(app_id: str, endpoint_id: str) -> Any:
-    """The endpoint's current signing secret."""
-    endpoint = get_app_endpoint(current_principal().org_id, app_id, endpoint_id)
-    return {"key": endpoint.secret}
+    """The endpoint's current signing secret (the public `whpk_` key of an Ed25519 one)."""
+    return {"key": service.get_endpoint_secret(current_principal().org_id, app_id, endpoint_id)}
 
 
 @blp.route(ONE + "/secret/rotate", methods=["POST"])

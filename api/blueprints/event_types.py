@@ -1,4 +1,5 @@
-"""The event types service (Svix v1): /api/v1/event-type and /api/v1/event-type/{name}."""
+"""The event types service (Svix v1): /api/v1/event-type, /api/v1/event-type/{name} and its
+/retry-schedule."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from serializers.event_types import (
     EventTypePatch,
     EventTypeUpsertIn,
     ListResponseEventTypeOut,
+    RetryScheduleInOut,
 )
 
 blp = Blueprint("event_types", __name__, url_prefix="/api/v1", description="Event types")
@@ -92,3 +94,24 @@ class EventTypeByName(MethodView):
             current_principal().org_id, event_type_name, expunge=query["expunge"]
         )
         return "", 204
+
+
+@blp.route("/event-type/<string:event_type_name>/retry-schedule")
+class EventTypeRetrySchedule(MethodView):
+    """The delays before each retry of the type's deliveries (overriding HERALD_RETRY_SCHEDULE)."""
+
+    @require_auth
+    @blp.response(200, RetryScheduleInOut)
+    def get(self, event_type_name: str) -> Any:
+        """The type's retry schedule (null: HERALD_RETRY_SCHEDULE applies)."""
+        return service.get_event_type(current_principal().org_id, event_type_name)
+
+    @require_auth
+    @blp.arguments(RetryScheduleInOut)
+    @blp.response(200, RetryScheduleInOut)
+    def put(self, data: dict[str, Any], event_type_name: str) -> Any:
+        """Set the type's retry schedule (null: back to HERALD_RETRY_SCHEDULE; []: no retry);
+        the next retry of every pending delivery of the type follows it."""
+        return service.set_retry_schedule(
+            current_principal().org_id, event_type_name, data["retry_schedule"]
+        )

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from api.extensions import UTCDateTime, db
 from api.ids import new_id
-from api.models.common import IdString, utcnow
+from api.models.common import IdString, json_column, utcnow
 
 
 class MessageAttempt(db.Model):  # type: ignore[name-defined]
@@ -40,3 +40,7 @@ class MessageAttempt(db.Model):  # type: ignore[name-defined]
     trigger_type: Mapped[int] = mapped_column(SmallInteger, nullable=False)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    # the headers sent, {name: value}; a sensitive one's value is withheld as null
+    sent_headers: Mapped[dict[str, str | None] | None] = json_column()
+    # the response's headers as [name, value] pairs (printable ASCII, bounded); None: no response
+    response_headers: Mapped[list[list[str]] | None] = json_column()

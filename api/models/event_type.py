@@ -29,3 +29,6 @@ class EventType(Timestamps, db.Model):  # type: ignore[name-defined]
     feature_flag: Mapped[str | None] = mapped_column(String(256))
     group_name: Mapped[str | None] = mapped_column(String(256))
     schemas: Mapped[dict[str, Any] | None] = json_column()
+    # seconds before each retry of this type's deliveries (PUT .../retry-schedule), overriding
+    # HERALD_RETRY_SCHEDULE; None = the default
+    retry_schedule: Mapped[list[float] | None] = json_column()

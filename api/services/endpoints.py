@@ -17,7 +17,7 @@ from api.extensions import db
 from api.models import Application, Delivery, Endpoint
 from api.models.common import utcnow
 from api.pagination import Page, paginate
-from api.services.delivery import outbox
+from api.services.delivery import outbox, signing
 from api.services.event_types import check_event_types
 from api.services.lookup import get_app_endpoint, get_application, get_endpoint
 
@@ -54,6 +54,28 @@ def generate_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode("ascii")
 
 
+def _signing_secret(value: str | None, loc: list[str | int], like: str | None = None) -> str:
+    """The secret to store: a given `whsk_` key in its 64-byte form (422 at `loc` when its
+    public half is not its seed's), another given one as it is; none given: a new secret
+    of `like`'s kind (Ed25519 for a `whsk_` one, else HMAC)."""
+    if not value:
+        asymmetric = like is not None and signing.is_asymmetric(like)
+        return signing.generate_asymmetric_secret() if asymmetric else generate_secret()
+    if not signing.is_asymmetric(value):
+        return value
+    raw = base64.b64decode(value[len(signing.ASYMMETRIC_PREFIX) :])
+    try:
+        return signing.asymmetric_secret(raw)
+    except ValueError as exc:
+        raise Unprocessable.at(loc, f"Invalid Ed25519 key: {exc}.") from None
+
+
+def get_endpoint_secret(org_id: str, app_id_or_uid: str, endpoint_id_or_uid: str) -> str:
+    """What the owner verifies with: the HMAC secret, or the `whpk_` key of a `whsk_` one."""
+    endpoint = get_app_endpoint(org_id, app_id_or_uid, endpoint_id_or_uid)
+    return signing.verification_key(endpoint.secret)
+
+
 def _check(org_id: str, app: Application, data: dict[str, Any], current: Endpoint | None) -> None:
     """Event types must be live; the uid must be free within the app."""
     if data.get("event_types"):
@@ -87,7 +109,7 @@ def _commit() -> None:
 def _new_endpoint(app: Application, data: dict[str, Any]) -> Endpoint:
     endpoint = Endpoint(
         app_id=app.id,
-        secret=data.get("secret") or generate_secret(),
+        secret=_signing_secret(data.get("secret"), ["body", "secret"]),
         headers=merge_headers({}, data.get("headers") or {}),
         old_keys=[],
     )
@@ -126,7 +148,7 @@ def upsert_endpoint(
     except NotFound:
         endpoint = None
     path_uid = None if endpoint_id_or_uid.startswith("ep_") else endpoint_id_or_uid
-    if path_uid is not None and not UID_RE.match(path_uid):
+    if path_uid is not None and not UID_RE.fullmatch(path_uid):
         raise Unprocessable.at(["path", "endpoint_id"], "Not a valid id or uid.")
     data = dict(data)
     if data.get("uid") is None and path_uid is not None:
@@ -176,11 +198,13 @@ def rotate_endpoint_secret(
     key: str | None = None,
     grace_period_seconds: int | None = None,
 ) -> str:
-    """Make `key` (or a new secret) current; the old one stays valid for the grace period.
+    """Make `key` (or a new secret of the current one's kind) current; the old one stays valid
+    for the grace period. Returns what the owner verifies with (`get_endpoint_secret`).
 
     Expired old keys are pruned; more than 10 live old keys is 400 `limit_reached`.
     """
     endpoint = get_app_endpoint(org_id, app_id_or_uid, endpoint_id_or_uid)
+    secret = _signing_secret(key, ["body", "key"], like=endpoint.secret)
     grace = DEFAULT_GRACE_SECONDS if grace_period_seconds is None else grace_period_seconds
     now = utcnow()
     live = [k for k in endpoint.old_keys if _expiration(k) > now]
@@ -194,10 +218,10 @@ def rotate_endpoint_secret(
         expires = (now + timedelta(seconds=grace)).isoformat()
         live = [{"key": endpoint.secret, "expiration": expires}, *live]
     endpoint.old_keys = live
-    endpoint.secret = key or generate_secret()
+    endpoint.secret = secret
     db.session.commit()
     logger.info("endpoint.secret_rotated", extra={"endpoint_id": endpoint.id, "grace": grace})
-    return endpoint.secret
+    return signing.verification_key(secret)
 
 
 def split_headers(headers: dict[str, str]) -> dict[str, Any]:

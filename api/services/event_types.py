@@ -1,4 +1,5 @@
-"""Event types: create, list, get, upsert, patch, archive/expunge, and existence checks.
+"""Event types: create, list, get, upsert, patch, archive/expunge, retry schedules, and
+existence checks.
 
 `check_event_types(org_id, names)` is the check other services call (endpoint filters).
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -33,7 +34,7 @@ DEFAULTS: dict[str, Any] = {
 
 
 def _find(org_id: str, name: str) -> EventType | None:
-    if not NAME_RE.match(name):  # never a stored name (and NUL would upset PostgreSQL)
+    if not NAME_RE.fullmatch(name):  # never a stored name (and NUL would upset PostgreSQL)
         return None
     return db.session.scalar(
         select(EventType).where(EventType.org_id == org_id, EventType.name == name)
@@ -99,7 +100,7 @@ def list_event_types(
 
 def upsert_event_type(org_id: str, name: str, data: dict[str, Any]) -> tuple[EventType, bool]:
     """Replace the event type's fields, or create it. Returns (event_type, created)."""
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise Unprocessable.at(
             ["path", "event_type_name"], "Event type names are 1..256 of [a-zA-Z0-9-_.]."
         )
@@ -135,6 +136,19 @@ def delete_event_type(org_id: str, name: str, expunge: bool = False) -> None:
     )
 
 
+def set_retry_schedule(org_id: str, name: str, schedule: Sequence[float] | None) -> EventType:
+    """Give the type's deliveries their own retry delays (seconds; None: HERALD_RETRY_SCHEDULE
+    again). Read by each claim, so it applies to the next retry of every pending delivery."""
+    event_type = get_event_type(org_id, name)
+    event_type.retry_schedule = None if schedule is None else list(schedule)
+    db.session.commit()
+    logger.info(
+        "event_type.retry_schedule_set",
+        extra={"org_id": org_id, "event_type": name, "retries": len(schedule or ())},
+    )
+    return event_type
+
+
 def missing_event_types(org_id: str, names: Iterable[str]) -> list[str]:
     """The names (in the given order) that are not live (existing, non-archived) event types."""
     wanted = list(dict.fromkeys(names))
@@ -144,7 +158,7 @@ def missing_event_types(org_id: str, names: Iterable[str]) -> list[str]:
         db.session.scalars(
             select(EventType.name).where(
                 EventType.org_id == org_id,
-                EventType.name.in_([n for n in wanted if NAME_RE.match(n)]),
+                EventType.name.in_([n for n in wanted if NAME_RE.fullmatch(n)]),
                 EventType.archived.is_(False),
             )
         )

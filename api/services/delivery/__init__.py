@@ -35,7 +35,7 @@ The modules, in that order:
     pump.py         the loop, its sender threads and the awake flag
     send.py         one job: its throttle slot (a long wait parks it), the signed POST
     throttle.py     throttleRate slots (Redis, GCRA)
-    signing.py      Standard Webhooks signatures
+    signing.py      Standard Webhooks signatures: HMAC (`whsec_`) and Ed25519 (`whsk_`)
     http_client.py  the HTTP client: SSRF guard (connects only to checked addresses), the
                     whole-request deadline, what of a response is stored
     record.py       a batch of results: attempt rows, next states, parks, endpoint health —

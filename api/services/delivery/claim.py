@@ -24,7 +24,7 @@ from api.models import Delivery, MessageStatus
 from api.models.common import utcnow
 from api.services import driver
 from api.services.delivery import outbox
-from api.services.delivery.job import DELIVERY, ENDPOINT, MESSAGE, Job, job_from_row
+from api.services.delivery.job import DELIVERY, ENDPOINT, EVENT_TYPE, MESSAGE, Job, job_from_row
 from api.services.delivery.leases import lease_deadline
 
 logger = logging.getLogger(__name__)
@@ -71,8 +71,9 @@ upd AS (
             d.next_attempt_at)
 SELECT upd.id, upd.lease_token, upd.msg_id, upd.endpoint_id, upd.trigger_type,
        upd.attempt_count, e.app_id, e.url, e.secret, e.old_keys, e.headers, e.throttle_rate,
-       e.disabled, e.first_failure_at, m.payload, m.content_type
+       e.disabled, e.first_failure_at, m.payload, m.content_type, et.retry_schedule
   FROM upd JOIN endpoint e ON e.id = upd.endpoint_id JOIN message m ON m.id = upd.msg_id
+  LEFT JOIN event_type et ON et.org_id = m.org_id AND et.name = m.event_type
  ORDER BY upd.next_attempt_at
 """
 
@@ -93,6 +94,7 @@ _JOB_COLUMNS = (
     ENDPOINT.c.first_failure_at,
     MESSAGE.c.payload,
     MESSAGE.c.content_type,
+    EVENT_TYPE.c.retry_schedule,
 )
 
 
@@ -140,8 +142,12 @@ def _claim_generic(now: datetime, until: datetime, limit: int, cap: int) -> list
     found = db.session.execute(
         select(*_JOB_COLUMNS)
         .select_from(
-            DELIVERY.join(ENDPOINT, ENDPOINT.c.id == DELIVERY.c.endpoint_id).join(
-                MESSAGE, MESSAGE.c.id == DELIVERY.c.msg_id
+            DELIVERY.join(ENDPOINT, ENDPOINT.c.id == DELIVERY.c.endpoint_id)
+            .join(MESSAGE, MESSAGE.c.id == DELIVERY.c.msg_id)
+            .outerjoin(
+                EVENT_TYPE,
+                (EVENT_TYPE.c.org_id == MESSAGE.c.org_id)
+                & (EVENT_TYPE.c.name == MESSAGE.c.event_type),
             )
         )
         .where(tuple_(DELIVERY.c.id, DELIVERY.c.lease_token).in_(taken))

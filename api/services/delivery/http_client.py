@@ -4,7 +4,7 @@ SSRF guard: non-public addresses are refused, and the check lives in the connect
 (`_new_conn`), so the socket is opened to exactly the IP that passed the check (no DNS
 rebinding window) while Host and TLS SNI/certificate checks keep using the URL's host name.
 Deadline: the timeout bounds the whole request on the wall clock (`Watch`, `Deadlines`).
-Storage: what of a response is kept (`response_text`, `header_text`).
+Storage: what of a response is kept (`response_text`, `header_text`, `response_header_pairs`).
 """
 
 from __future__ import annotations
@@ -283,6 +283,8 @@ class Outcome:
     duration_ms: int
     timed_out: bool = False
     retry_after: str | None = None
+    response_headers: tuple[tuple[str, str], ...] | None = None  # None: no response came back
+    sent_headers: tuple[tuple[str, str], ...] | None = None  # set by send.send
 
     @property
     def ok(self) -> bool:
@@ -319,6 +321,27 @@ def header_text(value: str | None) -> str | None:
     if value is None or not value.isascii() or not value.isprintable():
         return None
     return value[:256]
+
+
+RESPONSE_HEADERS_MAX = 64  # pairs kept of a response's headers
+RESPONSE_HEADERS_MAX_CHARS = 8192  # names and values kept, all told
+RESPONSE_HEADER_VALUE_MAX = 1024  # a longer value is cut
+
+
+def response_header_pairs(pairs: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """A response's headers as stored: (name, value) in order, repeats kept; a pair with
+    anything but printable ASCII is left out, a long value cut, and the whole bounded."""
+    kept: list[tuple[str, str]] = []
+    size = 0
+    for name, value in pairs:
+        if not (name.isascii() and name.isprintable() and value.isascii() and value.isprintable()):
+            continue
+        value = value[:RESPONSE_HEADER_VALUE_MAX]
+        size += len(name) + len(value)
+        if len(kept) >= RESPONSE_HEADERS_MAX or size > RESPONSE_HEADERS_MAX_CHARS:
+            break
+        kept.append((name[:256], value))
+    return tuple(kept)
 
 
 def _read_capped(response: requests.Response) -> bytes:
@@ -392,11 +415,13 @@ def _post(
                     stream=True,
                 ) as response:
                     data = _read_capped(response)
+                    raw = response.raw.headers if response.raw is not None else response.headers
                     return Outcome(
                         response.status_code,
                         response_text(data),
                         elapsed(),
                         retry_after=header_text(response.headers.get("retry-after")),
+                        response_headers=response_header_pairs(raw.items()),
                     )
             except requests.ConnectionError as exc:
                 # nothing was sent when the connection could not be opened: one quick retry

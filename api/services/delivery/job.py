@@ -13,10 +13,11 @@ from typing import Any
 from sqlalchemy import update
 
 from api.extensions import db
-from api.models import Delivery, Endpoint, Message, MessageStatus
+from api.models import Delivery, Endpoint, EventType, Message, MessageStatus
 from api.services.delivery.signing import live_keys
 
 DELIVERY, ENDPOINT, MESSAGE = Delivery.__table__, Endpoint.__table__, Message.__table__
+EVENT_TYPE = EventType.__table__
 
 
 @dataclass(frozen=True)
@@ -37,10 +38,11 @@ class Job:
     throttle_rate: int | None
     first_failure_at: datetime | None = None
     content_type: str = "application/json"  # a raw payload's own (transformationsParams)
+    retry_schedule: tuple[float, ...] | None = None  # its event type's; None: the default
 
 
 def job_from_row(row: Any, now: datetime) -> Job:
-    """A Job from a claimed row (delivery, endpoint and message columns; claim.py)."""
+    """A Job from a claimed row (delivery, endpoint, message and event type columns; claim.py)."""
     return Job(
         delivery_id=row.id,
         lease_token=row.lease_token,
@@ -56,6 +58,7 @@ def job_from_row(row: Any, now: datetime) -> Job:
         throttle_rate=row.throttle_rate,
         first_failure_at=row.first_failure_at,
         content_type=row.content_type or "application/json",
+        retry_schedule=None if row.retry_schedule is None else tuple(row.retry_schedule),
     )
 
 

@@ -1,10 +1,12 @@
-"""Recording a batch of results: the attempt rows, each delivery's next state (the retry
-schedule) or its park, the endpoints' failure clocks — fenced on the lease tokens, in one
+"""Recording a batch of results: the attempt rows (with the headers sent, sensitive values
+withheld, and received), each delivery's next state (the retry schedule: its event type's or
+the default) or its park, the endpoints' failure clocks — fenced on the lease tokens, in one
 statement on PostgreSQL however many results there are.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from api.services.delivery import retry
 from api.services.delivery.http_client import Outcome
 from api.services.delivery.job import ENDPOINT, Job, fenced_update
 from api.services.delivery.send import Result
+from api.services.endpoints import SENSITIVE_HEADERS
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +41,10 @@ r AS (
     CAST(%(next_ats)s AS timestamptz[]), CAST(%(counts)s AS integer[]),
     CAST(%(attempt_ids)s AS text[]), CAST(%(urls)s AS text[]), CAST(%(responses)s AS text[]),
     CAST(%(codes)s AS smallint[]), CAST(%(durations)s AS bigint[]),
-    CAST(%(attempt_statuses)s AS smallint[]))
+    CAST(%(attempt_statuses)s AS smallint[]), CAST(%(sent_headers)s AS text[]),
+    CAST(%(response_headers)s AS text[]))
     AS r(id, token, status, next_at, cnt, attempt_id, url, response, code, duration,
-         attempt_status)),
+         attempt_status, sent_headers, response_headers)),
 locked AS (
   SELECT d.id FROM delivery d JOIN r ON r.id = d.id AND r.token = d.lease_token
    WHERE d.status = 3 ORDER BY d.id FOR UPDATE OF d),
@@ -52,10 +56,11 @@ upd AS (
 ins AS (
   INSERT INTO message_attempt (id, msg_id, endpoint_id, delivery_id, app_id, url, response,
     response_status_code, response_duration_ms, status, trigger_type, next_attempt_at,
-    created_at)
+    created_at, sent_headers, response_headers)
   SELECT r.attempt_id, upd.msg_id, upd.endpoint_id, upd.id, upd.app_id, r.url, r.response,
          r.code, r.duration, r.attempt_status, upd.trigger_type, r.next_at,
-         CAST(%(now)s AS timestamptz)
+         CAST(%(now)s AS timestamptz), CAST(r.sent_headers AS jsonb),
+         CAST(r.response_headers AS jsonb)
     FROM upd JOIN r ON r.id = upd.id WHERE r.attempt_id IS NOT NULL
   RETURNING delivery_id)
 SELECT upd.id FROM upd
@@ -74,14 +79,18 @@ class _Row:
 
 
 def next_state(job: Job, outcome: Outcome, now: datetime) -> tuple[int, datetime | None]:
-    """(delivery status, next attempt time) after this attempt."""
+    """(delivery status, next attempt time) after this attempt; retries follow the event
+    type's schedule when it has one, else HERALD_RETRY_SCHEDULE."""
     if outcome.ok:
         return MessageStatus.SUCCESS, None
     if job.trigger_type == TriggerType.MANUAL:
         return MessageStatus.FAIL, None
+    schedule: Sequence[float] = current_app.config["RETRY_SCHEDULE"]
+    if job.retry_schedule is not None:  # the event type's own (seconds, may have a fraction)
+        schedule = job.retry_schedule
     delay = retry.next_delay(
         job.attempt_count + 1,
-        current_app.config["RETRY_SCHEDULE"],
+        schedule,
         status_code=outcome.status_code,
         timed_out=outcome.timed_out,
         retry_after=outcome.retry_after,
@@ -90,6 +99,25 @@ def next_state(job: Job, outcome: Outcome, now: datetime) -> tuple[int, datetime
     if delay is None:
         return MessageStatus.FAIL, None
     return MessageStatus.SENDING, now + timedelta(seconds=delay)
+
+
+def sent_headers(outcome: Outcome) -> dict[str, str | None] | None:
+    """The headers sent as stored: a sensitive one's value withheld (null), as GET .../headers
+    of the endpoint withholds it."""
+    if outcome.sent_headers is None:
+        return None
+    return {k: None if k.lower() in SENSITIVE_HEADERS else v for k, v in outcome.sent_headers}
+
+
+def response_headers(outcome: Outcome) -> list[list[str]] | None:
+    """The response's headers as stored: [name, value] pairs."""
+    if outcome.response_headers is None:
+        return None
+    return [[name, value] for name, value in outcome.response_headers]
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"))
 
 
 def _row(result: Result, now: datetime) -> _Row:
@@ -123,6 +151,8 @@ def _write_postgresql(rows: Sequence[_Row], now: datetime) -> set[str]:
         "attempt_statuses": column(
             lambda r: int(r.attempt_status) if r.attempt_status is not None else None
         ),
+        "sent_headers": attempted(lambda o: _json(sent_headers(o))),
+        "response_headers": attempted(lambda o: _json(response_headers(o))),
         "now": now,
     }
     return {row.id for row in driver.execute(_RECORD_PG, params)}
@@ -153,6 +183,8 @@ def _write_generic(rows: Sequence[_Row], now: datetime) -> set[str]:
                     trigger_type=job.trigger_type,
                     next_attempt_at=row.next_at,
                     created_at=now,
+                    sent_headers=sent_headers(outcome),
+                    response_headers=response_headers(outcome),
                 )
             )
     return written

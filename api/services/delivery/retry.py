@@ -33,7 +33,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 
 def next_delay(
     failures: int,
-    schedule: Sequence[int],
+    schedule: Sequence[float],
     *,
     status_code: int = 0,
     timed_out: bool = False,

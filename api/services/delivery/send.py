@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import redis
 
@@ -51,7 +51,8 @@ class Result:
 
 
 def send(job: Job, settings: Settings) -> Outcome:
-    """POST the exact stored body with fresh signatures (timestamp taken now)."""
+    """POST the exact stored body with fresh signatures (timestamp taken now); the outcome
+    carries the headers sent."""
     timestamp = int(time.time())
     headers = {
         **job.headers,  # custom headers first: they can never replace ours
@@ -59,7 +60,8 @@ def send(job: Job, settings: Settings) -> Outcome:
         "user-agent": USER_AGENT,
         **webhook_headers(job.msg_id, timestamp, job.body, job.keys),
     }
-    return post(job.url, job.body, headers, settings.timeout, settings.whitelist)
+    outcome = post(job.url, job.body, headers, settings.timeout, settings.whitelist)
+    return replace(outcome, sent_headers=tuple(headers.items()))
 
 
 def attempt(job: Job, settings: Settings, client: redis.Redis) -> Result:
