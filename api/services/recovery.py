@@ -49,28 +49,44 @@ RESUMABLE = {
 }
 
 
-def start_recovery(
-    org_id: str, app_id: str, endpoint_id: str, since: datetime, until: datetime | None
+def _start_window_task(
+    org_id: str,
+    app_id: str,
+    endpoint_id: str,
+    window: tuple[datetime, datetime | None],
+    kind: str,
+    worker_task: str,
+    **extra: Any,
 ) -> BackgroundTask:
-    """Record a running `endpoint.recover` task, commit, then enqueue its worker task."""
+    """Record a running background task over an endpoint's [since, until) window, commit,
+    then enqueue its worker task."""
     endpoint = get_app_endpoint(org_id, app_id, endpoint_id)
-    since, until = clamp_moment(since), clamp_moment(until or utcnow())
+    since, until = clamp_moment(window[0]), clamp_moment(window[1] or utcnow())
     task = BackgroundTask(
         org_id=org_id,
-        task=TASK_TYPE,
+        task=kind,
         status="running",
         data={
             "appId": endpoint.app_id,
             "endpointId": endpoint.id,
             "since": since.isoformat(),
             "until": until.isoformat(),
+            **extra,
         },
     )
     db.session.add(task)
     db.session.commit()
-    enqueue(RECOVER_TASK, task.id)
-    logger.info("recover.started", extra={"task_id": task.id, "endpoint_id": endpoint.id})
+    enqueue(worker_task, task.id)
+    event = kind.split(".")[1] + ".started"  # recover.started, replay.started
+    logger.info(event, extra={"task_id": task.id, "endpoint_id": endpoint.id})
     return task
+
+
+def start_recovery(
+    org_id: str, app_id: str, endpoint_id: str, since: datetime, until: datetime | None
+) -> BackgroundTask:
+    """Record a running `endpoint.recover` task, commit, then enqueue its worker task."""
+    return _start_window_task(org_id, app_id, endpoint_id, (since, until), TASK_TYPE, RECOVER_TASK)
 
 
 def recoverable_messages(
@@ -143,25 +159,10 @@ def start_replay(
     org_id: str, app_id: str, endpoint_id: str, since: datetime, until: datetime | None
 ) -> BackgroundTask:
     """Record a running `endpoint.replay` task, commit, then enqueue its worker task."""
-    endpoint = get_app_endpoint(org_id, app_id, endpoint_id)
-    since, until = clamp_moment(since), clamp_moment(until or utcnow())
-    task = BackgroundTask(
-        org_id=org_id,
-        task=REPLAY_TYPE,
-        status="running",
-        data={
-            "appId": endpoint.app_id,
-            "endpointId": endpoint.id,
-            "since": since.isoformat(),
-            "until": until.isoformat(),
-            "resent": 0,
-        },
+    window = (since, until)
+    return _start_window_task(
+        org_id, app_id, endpoint_id, window, REPLAY_TYPE, REPLAY_TASK, resent=0
     )
-    db.session.add(task)
-    db.session.commit()
-    enqueue(REPLAY_TASK, task.id)
-    logger.info("replay.started", extra={"task_id": task.id, "endpoint_id": endpoint.id})
-    return task
 
 
 def missing_messages(
