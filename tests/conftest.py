@@ -264,6 +264,13 @@ def celery_worker(app: Flask, committed_db: None) -> Iterator[object]:
 # End-to-end fixtures: committed rows (other threads read them), so they use `committed_db`.
 
 
+class _Backlogged(ThreadingHTTPServer):
+    """socketserver listens with a backlog of 5: a burst of a pump's 64 senders would see
+    refused connections a real receiver never gives (an attempt with status 0, then a retry)."""
+
+    request_queue_size = 128
+
+
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     """A ThreadingHTTPServer on 127.0.0.1 with a random port."""
@@ -289,7 +296,7 @@ def receiver() -> Iterator[Receiver]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = _Backlogged(("127.0.0.1", 0), Handler)
     state["rx"] = Receiver(url=f"http://127.0.0.1:{server.server_port}/hook")
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
