@@ -1,29 +1,31 @@
 """Ingest throughput: POST /api/v1/app/{app}/msg (1 KB payload, one matching endpoint) on
 Herald vs a bare Flask route (bench/bare_app.py), both under the same gunicorn.conf.py.
 
-Run from the repo root: `.venv/bin/python -m bench.ingest`. Settings (environment):
-BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/herald_bench_ingest, dropped
-and re-created), BENCH_REDIS_URL (redis://127.0.0.1:6379/9, flushed), BENCH_DURATION (10 s
-per server, in BENCH_ROUNDS=5 alternating slices), BENCH_PROCS (2) x BENCH_THREADS (4) client
-connections, WEB_CONCURRENCY, HERALD_WORKER_CLASS and HERALD_WEB_THREADS (gunicorn.conf.py
-defaults: 2 x cores + 1 sync workers), BENCH_IDEMPOTENCY (1: a fresh idempotency-key per
-request, as the SDK sends).
-No Celery worker runs: publishing to Redis is part of ingest, delivery is not.
+Run from the repo root: `.venv/bin/python -m bench.ingest`. The load comes from `wrk` (a C
+generator, Debian's package: installed with apt-get when missing and running as root), 2
+threads x 16 connections (BENCH_CONNECTIONS), BENCH_DURATION (10 s) per server per scenario,
+in BENCH_ROUNDS (2) alternating slices. Two scenarios: no idempotency key, and a fresh
+`idempotency-key` per request (as the SDK sends). Each prints req/s, p99 latency and the CPU
+milliseconds per request of the gunicorn workers, PostgreSQL and Redis (from /proc), and the
+ratio to the bare route measured in the same run. BENCH_DATABASE_URL (default
+postgresql://postgres@127.0.0.1:5432/herald_bench_ingest, dropped and re-created),
+BENCH_REDIS_URL (redis://127.0.0.1:6379/9, flushed); WEB_CONCURRENCY, HERALD_WORKER_CLASS and
+HERALD_WEB_THREADS as gunicorn.conf.py reads them. No Celery worker runs: delivery is not part
+of ingest.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import uuid
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,16 +33,16 @@ import psycopg
 import requests
 from sqlalchemy.engine import make_url
 
+from bench.api_delivery import CPU, by_name, tree
+
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE_URL = os.environ.get(
     "BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/herald_bench_ingest"
 )
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 DURATION = float(os.environ.get("BENCH_DURATION", "10"))
-PROCS = int(os.environ.get("BENCH_PROCS", "2"))
-THREADS = int(os.environ.get("BENCH_THREADS", "4"))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
-IDEMPOTENCY = os.environ.get("BENCH_IDEMPOTENCY", "1") == "1"
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 APP_UID = "bench-app"
 BODY = {
     "eventType": "invoice.paid",
@@ -94,8 +96,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(wsgi: str) -> Iterator[str]:
-    """`gunicorn -c gunicorn.conf.py <wsgi>` on a free port until the block ends."""
+def serve(wsgi: str) -> Iterator[tuple[str, list[int]]]:
+    """`gunicorn -c gunicorn.conf.py <wsgi>` on a free port until the block ends: its base URL
+    and the pids of its master and workers."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="herald-bench-") as run_dir:
         env = {
@@ -118,7 +121,7 @@ def serve(wsgi: str) -> Iterator[str]:
         base = f"http://127.0.0.1:{port}"
         try:
             wait_ready(base, process)
-            yield base
+            yield base, tree(process.pid)
         finally:
             process.send_signal(signal.SIGTERM)
             try:
@@ -143,57 +146,110 @@ def wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 60.
     raise SystemExit(f"{base} did not become ready in {timeout:.0f} s")
 
 
-def client(base: str, token: str, duration: float, threads: int) -> tuple[int, int]:
-    """One load process: `threads` keep-alive sessions POSTing for `duration` s; (ok, failed)."""
-    url = f"{base}/api/v1/app/{APP_UID}/msg"
-    counts = [[0, 0] for _ in range(threads)]
-    stop = time.monotonic() + duration
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = [[BODY]]
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer TOKEN"
+local counter, keyed, prefix = 0, KEYED, "auto_" .. tostring(os.time()) .. "_"
+function setup(thread) thread:set("tid", tostring(math.random(1000000000))) end
+function request()
+  if not keyed then return wrk.format() end
+  counter = counter + 1
+  local headers = {}
+  for name, value in pairs(wrk.headers) do headers[name] = value end
+  headers["idempotency-key"] = prefix .. tid .. "_" .. counter
+  return wrk.format(nil, nil, headers)
+end
+function done(summary, latency, requests)
+  io.write(string.format("RESULT %d %d %.3f %d\\n", summary.requests,
+    summary.errors.status + summary.errors.connect + summary.errors.read
+      + summary.errors.write + summary.errors.timeout,
+    summary.duration / 1e6, latency:percentile(99)))
+end
+"""
 
-    def run(slot: list[int]) -> None:
-        with requests.Session() as session:
-            session.headers["Authorization"] = f"Bearer {token}"
-            while time.monotonic() < stop:
-                headers = {"idempotency-key": f"auto_{uuid.uuid4()}"} if IDEMPOTENCY else None
-                try:
-                    ok = session.post(url, json=BODY, headers=headers, timeout=10).status_code
-                    slot[0 if ok == 202 else 1] += 1
-                except requests.RequestException:
-                    slot[1] += 1
 
-    workers = [threading.Thread(target=run, args=(slot,)) for slot in counts]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return sum(c[0] for c in counts), sum(c[1] for c in counts)
+def wrk_binary() -> str:
+    """wrk's path; installed from Debian's package when missing (as root), else exit."""
+    found = shutil.which("wrk")
+    if found is None and os.geteuid() == 0:
+        subprocess.run(["apt-get", "install", "-y", "wrk"], check=False, capture_output=True)
+        found = shutil.which("wrk")
+    if found is None:
+        raise SystemExit("bench.ingest needs wrk: apt-get install wrk")
+    return found
 
 
-def drive(pool: ProcessPoolExecutor, base: str, token: str, seconds: float) -> tuple[int, float]:
-    """Load `base` from every client process for `seconds`; (successful requests, elapsed)."""
-    started = time.monotonic()
-    results = list(
-        pool.map(client, [base] * PROCS, [token] * PROCS, [seconds] * PROCS, [THREADS] * PROCS)
+def drive(base: str, token: str, seconds: float, keyed: bool) -> tuple[int, float, float]:
+    """wrk against `base` for `seconds`: (successful requests, elapsed s, p99 latency ms)."""
+    script = (
+        WRK_SCRIPT.replace("BODY", json.dumps(BODY))
+        .replace("TOKEN", token)
+        .replace("KEYED", "true" if keyed else "false")
     )
-    elapsed = time.monotonic() - started
-    failed = sum(r[1] for r in results)
-    if failed:
-        print(f"  warning: {failed} requests to {base} failed", flush=True)
-    return sum(r[0] for r in results), elapsed
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script)
+    try:
+        out = subprocess.run(
+            [
+                wrk_binary(),
+                "-t2",
+                f"-c{CONNECTIONS}",
+                f"-d{seconds:.0f}s",
+                "-s",
+                handle.name,
+                f"{base}/api/v1/app/{APP_UID}/msg",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(handle.name)
+    line = next(row for row in out.splitlines() if row.startswith("RESULT "))
+    total, errors, elapsed, p99_us = line.split()[1:]
+    if int(errors):
+        print(f"  warning: {errors} requests to {base} failed", flush=True)
+    return int(total) - int(errors), float(elapsed), int(p99_us) / 1000
 
 
-def measure(bare: str, herald: str, token: str) -> tuple[float, float]:
-    """Warm both up, then alternate ROUNDS slices of DURATION s each (so drift in the
-    machine's load hits both alike); req/s of (bare, herald)."""
-    totals = {bare: [0, 0.0], herald: [0, 0.0]}
-    with ProcessPoolExecutor(PROCS) as pool:
-        for base in (bare, herald):
-            drive(pool, base, token, 1.0)
-        for _ in range(ROUNDS):
-            for base in (bare, herald):
-                ok, elapsed = drive(pool, base, token, DURATION / ROUNDS)
-                totals[base][0] += ok
-                totals[base][1] += elapsed
-    return totals[bare][0] / totals[bare][1], totals[herald][0] / totals[herald][1]
+def measure(
+    servers: dict[str, tuple[str, list[int]]], token: str, keyed: bool
+) -> dict[str, dict[str, float]]:
+    """Alternate ROUNDS slices of DURATION s on each server (drift hits both alike): req/s,
+    p99 ms and CPU ms per request of its gunicorn workers, PostgreSQL and Redis."""
+    totals = {
+        name: {"ok": 0.0, "s": 0.0, "p99": 0.0, "web": 0.0, "pg": 0.0, "redis": 0.0}
+        for name in servers
+    }
+    for base, _ in servers.values():
+        drive(base, token, 1.0, keyed)  # warm up
+    for _ in range(ROUNDS):
+        for name, (base, pids) in servers.items():
+            roles = {
+                "web": lambda p=pids: p,
+                "pg": lambda: by_name("postgres"),
+                "redis": lambda: by_name("redis-server"),
+            }
+            cpu = CPU(roles)
+            before = cpu.sample()
+            ok, elapsed, p99 = drive(base, token, DURATION / ROUNDS, keyed)
+            after = cpu.sample()
+            row = totals[name]
+            row["ok"] += ok
+            row["s"] += elapsed
+            row["p99"] = max(row["p99"], p99)
+            for role in roles:
+                row[role] += after[role] - before[role]
+    return {
+        name: {
+            "rate": row["ok"] / row["s"],
+            "p99": row["p99"],
+            **{role: row[role] * 1000 / max(row["ok"], 1) for role in ("web", "pg", "redis")},
+        }
+        for name, row in totals.items()
+    }
 
 
 def count_rows() -> tuple[int, int]:
@@ -206,30 +262,35 @@ def count_rows() -> tuple[int, int]:
 
 
 def main() -> int:
-    """Serve both apps, load them alternately, print req/s and the ratio."""
+    """Serve both apps, load them alternately with wrk, print the figures and the ratios."""
     token = prepare_database()
-    settings = (
-        f"{DURATION:.0f} s each in {ROUNDS} alternating rounds, "
-        f"{PROCS}x{THREADS} client connections, "
-        f"WEB_CONCURRENCY={os.environ.get('WEB_CONCURRENCY') or 2 * (os.cpu_count() or 1) + 1}, "
-        f"worker_class={os.environ.get('HERALD_WORKER_CLASS', 'sync')}, "
-        f"idempotency-key={'on' if IDEMPOTENCY else 'off'}"
-    )
-    print(f"ingest: {settings}", flush=True)
-    with serve("bench.bare_app:app") as bare_url, serve("api:create_app()") as herald_url:
-        bare, herald = measure(bare_url, herald_url, token)
-    messages, deliveries = count_rows()
-    print(f"  bare Flask route : {bare:8.1f} req/s", flush=True)
     print(
-        f"  herald ingest    : {herald:8.1f} req/s  ({messages} messages, "
-        f"{deliveries} deliveries stored)",
+        f"ingest: wrk -t2 -c{CONNECTIONS}, {DURATION:.0f} s per server and scenario in {ROUNDS} "
+        f"alternating slices, WEB_CONCURRENCY="
+        f"{os.environ.get('WEB_CONCURRENCY') or 2 * (os.cpu_count() or 1) + 1}, worker_class="
+        f"{os.environ.get('HERALD_WORKER_CLASS', 'gevent')}",
         flush=True,
     )
-    ratio = herald / bare if bare else 0.0
-    print(f"  ratio herald/bare: {ratio:.2f} (target >= 0.50)", flush=True)
+    with serve("bench.bare_app:app") as bare, serve("api:create_app()") as herald:
+        servers = {"bare": bare, "herald": herald}
+        for keyed in (False, True):
+            figures = measure(servers, token, keyed)
+            print(f"  idempotency-key {'on' if keyed else 'off'}:", flush=True)
+            for name, f in figures.items():
+                print(
+                    f"    {name:6s}: {f['rate']:7.1f} req/s, p99 {f['p99']:6.1f} ms; "
+                    f"CPU ms/request: web {f['web']:.2f}  postgres {f['pg']:.2f}  "
+                    f"redis {f['redis']:.2f}",
+                    flush=True,
+                )
+            ratio = figures["herald"]["rate"] / figures["bare"]["rate"]
+            target = 0.25 if keyed else 0.30
+            print(f"    ratio herald/bare: {ratio:.2f} (target >= {target:.2f})", flush=True)
+    messages, deliveries = count_rows()
+    print(f"  stored: {messages} messages, {deliveries} deliveries", flush=True)
     from redis import Redis
 
-    Redis.from_url(REDIS_URL).flushdb()  # drop the deliver tasks nobody will consume
+    Redis.from_url(REDIS_URL).flushdb()  # drop the wake-ups nobody will consume
     return 0
 
 
