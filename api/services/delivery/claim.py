@@ -13,6 +13,7 @@ dead endpoint's backlog stays in the table and the others' rows are claimed besi
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -127,7 +128,7 @@ def _claim_generic(now: datetime, until: datetime, limit: int, cap: int) -> list
     for delivery_id, endpoint_id, old in rows:
         if len(taken) >= limit or leased.get(endpoint_id, 0) >= cap:
             continue
-        token = outbox.new_lease_token()
+        token = secrets.token_hex(16)  # as PostgreSQL's: 32 hex characters
         result = db.session.execute(
             update(Delivery)
             .where(Delivery.id == delivery_id, Delivery.next_attempt_at == old)

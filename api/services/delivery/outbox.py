@@ -11,7 +11,6 @@ process killed) the dispatcher's next pass sees the due row and wakes a pump: no
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Iterable
@@ -69,11 +68,6 @@ class _FailureLog:
 
 
 _FAILURES = _FailureLog()
-
-
-def new_lease_token() -> str:
-    """A random token that fences one claim of a delivery."""
-    return secrets.token_hex(16)
 
 
 def awake_seconds() -> int:

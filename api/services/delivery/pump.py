@@ -60,7 +60,7 @@ class Pump:
 
     # --- entry points -------------------------------------------------------------------
 
-    def wake(self, linger: float = LINGER) -> bool:
+    def wake(self) -> bool:
         """Run the loop in this thread (app context) until idle, unless it already runs in
         this process (it is then told to look again). True when this call ran it."""
         with self.lock:
@@ -69,7 +69,7 @@ class Pump:
                 return False
             self.running = True
         try:
-            self._loop(linger)
+            self._loop()
         finally:
             with self.lock:
                 self.running = False
@@ -155,7 +155,7 @@ class Pump:
             time.sleep(0.5)
             return []
 
-    def _loop(self, linger: float) -> None:
+    def _loop(self) -> None:
         flag = _AwakeFlag()
         idle_since: float | None = None
         results = self._take(0)
@@ -172,9 +172,9 @@ class Pump:
                 return
             now = time.monotonic()
             idle_since = idle_since or now
-            if now - idle_since < linger:
+            if now - idle_since < LINGER:
                 results = self._take(IDLE_POLL)
-                while not results and not self._due() and time.monotonic() - idle_since < linger:
+                while not results and not self._due() and time.monotonic() - idle_since < LINGER:
                     results = self._take(IDLE_POLL)
                 continue
             flag.clear()
@@ -196,10 +196,6 @@ class Pump:
         except Exception:
             db.session.rollback()
             return False
-
-    def drain(self) -> None:
-        """Run the loop to idle without lingering (tests, tools), in the app context."""
-        self.wake(linger=0)
 
 
 class _AwakeFlag:
