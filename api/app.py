@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, g, request
+from flask.sessions import SessionInterface
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.config import ROOT, load_config
@@ -26,6 +27,17 @@ OPENAPI_SETTINGS = {
 }
 
 
+class _NoCookieSessions(SessionInterface):
+    """Herald authenticates every request by its bearer token and keeps no cookie session:
+    Flask's default interface builds a signing serializer per request to look for one."""
+
+    def open_session(self, app: Flask, request: Any) -> None:
+        return None
+
+    def save_session(self, app: Flask, session: Any, response: Response) -> None:
+        return None
+
+
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """Build a configured Herald app; `overrides` win over defaults and the environment."""
     config = load_config(overrides)
@@ -33,6 +45,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(OPENAPI_SETTINGS)
     app.config.update(config)
     app.url_map.strict_slashes = False
+    app.session_interface = _NoCookieSessions()
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_JSON"])
 
     from api import models  # noqa: F401  (register every table with the metadata)

@@ -33,7 +33,7 @@ from werkzeug.serving import make_server
 from api import create_app
 from api.config import ROOT, normalize_database_url
 from api.extensions import db, get_redis
-from api.services import tokens
+from api.services import routing, tokens
 from tests.support import Received, Receiver, ScriptedReceiver
 
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/herald_test"
@@ -198,6 +198,7 @@ def db_session(app: Flask) -> Iterator[object]:
     with SAVEPOINTs, so a commit or a rollback inside an API call never escapes the test, and
     a rollback keeps the rows the test created before the call.
     """
+    routing.CACHE.routes.clear()  # routes cached by earlier tests' rolled-back rows
     with app.app_context():
         engines = db.engines
         original = engines[None]

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -228,3 +228,13 @@ class ScriptedReceiver:
             finally:
                 with self.lock:
                     self.active[path] -= 1
+
+
+def no_pump_awake(client: Any) -> None:
+    """Nothing queued and no pump awake (what earlier tests left), as this process sees it
+    too: its memory of a recent look at the awake flag (outbox.WAKE_WINDOW) has lapsed."""
+    from api.services.delivery import outbox
+    from api.services.queue import QUEUE
+
+    client.delete(QUEUE, outbox.AWAKE_KEY)
+    time.sleep(outbox.WAKE_WINDOW)

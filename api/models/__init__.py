@@ -1,7 +1,7 @@
 """All models, imported so Alembic and the app see every table."""
 
 from api.models.api_token import ApiToken
-from api.models.application import Application
+from api.models.application import Application, AppRouting
 from api.models.attempt import MessageAttempt
 from api.models.background_task import BackgroundTask
 from api.models.delivery import Delivery, MessageStatus, TriggerType
@@ -12,6 +12,7 @@ from api.models.organization import Organization
 
 __all__ = [
     "ApiToken",
+    "AppRouting",
     "Application",
     "BackgroundTask",
     "Delivery",

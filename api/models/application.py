@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.extensions import db
@@ -26,3 +26,19 @@ class Application(Timestamps, db.Model):  # type: ignore[name-defined]
     name: Mapped[str] = mapped_column(String(256), nullable=False)
     throttle_rate: Mapped[int | None] = mapped_column(Integer)
     metadata_: Mapped[dict[str, Any]] = json_column(default=dict, nullable=False, name="metadata")
+
+
+class AppRouting(db.Model):  # type: ignore[name-defined]
+    """An application's routing version: bumped by database triggers (migration
+    a7c1d2e3f4b5) whenever one of its endpoints is created, deleted, or changes a routing
+    column (disabled, event_types, channels). Ingest caches an app's routing per process and
+    stores a message only while this version is the one it routed with (api/services/routing.py).
+
+    Its own table, not a column of application: bumping it locks this row, not the app's, so
+    an endpoint change never waits in a circle with an application's delete. No foreign key
+    for the same reason (a deleted application may leave its row behind: harmless)."""
+
+    __tablename__ = "app_routing"
+
+    app_id: Mapped[str] = mapped_column(IdString, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)

@@ -7,17 +7,16 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from psycopg.types.json import Jsonb
-from sqlalchemy import Select, UniqueConstraint, and_, bindparam, insert, or_, select
+from sqlalchemy import Select, UniqueConstraint, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from api.errors import Conflict, NotFound, Unprocessable
 from api.extensions import db
 from api.ids import is_id, new_id
-from api.models import Application, Delivery, Endpoint, Message, MessageStatus, TriggerType
+from api.models import Application, Endpoint, Message
 from api.models.common import utcnow
 from api.pagination import Page, paginate
-from api.services import driver
+from api.services import routing
 from api.services.delivery import outbox
 from api.services.filters import id_bounds, message_filters
 from api.services.lookup import (
@@ -54,98 +53,6 @@ def _retention(data: dict[str, Any]) -> timedelta:
     if data.get("payload_retention_hours"):
         return timedelta(hours=data["payload_retention_hours"])
     return timedelta(days=data.get("payload_retention_period") or DEFAULT_RETENTION_DAYS)
-
-
-# Built once: ingest is the hot path, and building a statement costs more than running it.
-# Core, not ORM: routing needs four columns, not Endpoint objects.
-_APPS, _ENDPOINTS = Application.__table__, Endpoint.__table__
-_APP_WITH_ENDPOINTS = (
-    select(
-        _APPS.c.id.label("app_id"),
-        _ENDPOINTS.c.id,
-        _ENDPOINTS.c.disabled,
-        _ENDPOINTS.c.event_types,
-        _ENDPOINTS.c.channels,
-    )
-    .select_from(
-        _APPS.outerjoin(
-            _ENDPOINTS,
-            and_(_ENDPOINTS.c.app_id == _APPS.c.id, _ENDPOINTS.c.disabled.is_(False)),
-        )
-    )
-    .where(
-        _APPS.c.org_id == bindparam("org_id"),
-        or_(_APPS.c.id == bindparam("key"), _APPS.c.uid == bindparam("key")),
-    )
-    .order_by((_APPS.c.id == bindparam("key")).desc())  # an exact id match wins
-)
-_APP_WITH_ENDPOINTS_PG = driver.compiled(_APP_WITH_ENDPOINTS)
-_INSERT_MESSAGE = insert(Message.__table__)
-_INSERT_DELIVERIES = insert(Delivery.__table__)
-# PostgreSQL: the message and its deliveries in one statement (one round trip). The data-
-# modifying CTE always runs to completion; the deliveries' foreign key is checked at the end
-# of the statement, when the message row exists. Run with psycopg (api/services/driver.py).
-_INSERT_MESSAGE_WITH_DELIVERIES_PG = """
-WITH msg AS (
-  INSERT INTO message (id, app_id, org_id, event_id, event_type, payload, channels, tags,
-                       expiration, raw, content_type, deliver_at, created_at)
-  VALUES (%(id)s, %(app_id)s, %(org_id)s, %(event_id)s, %(event_type)s, %(payload)s,
-          %(channels)s, %(tags)s, %(expiration)s, %(raw)s, %(content_type)s, %(deliver_at)s,
-          %(created_at)s))
-INSERT INTO delivery (id, msg_id, endpoint_id, app_id, status, trigger_type, attempt_count,
-                      next_attempt_at, created_at, updated_at)
-SELECT d.id, %(id)s, d.endpoint_id, %(app_id)s, %(status)s, %(trigger_type)s, 0, %(due_at)s,
-       %(created_at)s, %(created_at)s
-  FROM unnest(CAST(%(delivery_ids)s AS text[]), CAST(%(endpoint_ids)s AS text[]))
-       AS d(id, endpoint_id)
-"""
-
-
-def _jsonb(value: Any) -> Jsonb | None:
-    return None if value is None else Jsonb(value)
-
-
-def _application_with_endpoints(org_id: str, app_id_or_uid: str) -> tuple[str | None, list[Any]]:
-    """The app's id (found by id or uid, as lookup.find_application) and its enabled
-    endpoints' routing columns, in one round trip."""
-    if "\x00" in app_id_or_uid:  # PostgreSQL rejects NUL bytes: no such app
-        return None, []
-    params = {"org_id": org_id, "key": app_id_or_uid}
-    if db.engine.dialect.name == "postgresql":
-        rows: Any = driver.execute(_APP_WITH_ENDPOINTS_PG, params)
-    else:
-        rows = db.session.connection().execute(_APP_WITH_ENDPOINTS, params)
-    app_id: str | None = None
-    endpoints: list[Any] = []
-    for row in rows:
-        app_id = app_id or row.app_id
-        if row.app_id == app_id and row.id is not None:
-            endpoints.append(row)
-    return app_id, endpoints
-
-
-def _store(row: dict[str, Any], deliveries: list[dict[str, Any]]) -> None:
-    """INSERT the message row and its delivery rows (one statement on PostgreSQL)."""
-    if db.engine.dialect.name != "postgresql":
-        connection = db.session.connection()
-        connection.execute(_INSERT_MESSAGE, row)
-        if deliveries:
-            connection.execute(_INSERT_DELIVERIES, deliveries)
-        return
-    first = deliveries[0] if deliveries else {}
-    driver.execute(
-        _INSERT_MESSAGE_WITH_DELIVERIES_PG,
-        {
-            **row,
-            "channels": _jsonb(row["channels"]),
-            "tags": _jsonb(row["tags"]),
-            "status": first.get("status", MessageStatus.SENDING),
-            "trigger_type": first.get("trigger_type", TriggerType.SCHEDULED),
-            "due_at": first.get("next_attempt_at", row["created_at"]),
-            "delivery_ids": [d["id"] for d in deliveries],
-            "endpoint_ids": [d["endpoint_id"] for d in deliveries],
-        },
-    )
 
 
 def _new_application(org_id: str, path_value: str, spec: dict[str, Any] | None) -> Application:
@@ -199,16 +106,9 @@ def _unique_columns(constraint: str) -> set[str]:
     return set()
 
 
-def _insert_message(
-    org_id: str, app_id_or_uid: str, data: dict[str, Any]
-) -> tuple[Message, list[dict[str, Any]]]:
-    """Message + one due delivery per matching endpoint, committed together."""
-    app_id, endpoints = _application_with_endpoints(org_id, app_id_or_uid)
-    if app_id is None:
-        app_id = _new_application(org_id, app_id_or_uid, data.get("application")).id
-        db.session.flush()  # the message row references it
+def _message_row(org_id: str, app_id: str, data: dict[str, Any]) -> dict[str, Any]:
     now = utcnow()
-    row = {
+    return {
         "id": new_id("msg", now.timestamp()),
         "app_id": app_id,
         "org_id": org_id,
@@ -223,15 +123,30 @@ def _insert_message(
         "deliver_at": data.get("deliver_at"),
         "created_at": now,
     }
-    matching = [
-        endpoint.id
-        for endpoint in endpoints
-        if endpoint_matches(endpoint, row["event_type"], row["channels"])
-    ]
-    deliveries = outbox.due_rows(row, matching)
-    _store(row, deliveries)
-    db.session.commit()
-    return Message(**row), deliveries
+
+
+def _insert_message(
+    org_id: str, app_id_or_uid: str, data: dict[str, Any]
+) -> tuple[Message, list[dict[str, Any]]]:
+    """Message + one due delivery per matching endpoint, committed together, routed with the
+    app's cached routing while it is current (routing.py; read again when it is not)."""
+    route = routing.cached(org_id, app_id_or_uid)
+    for _ in range(ROUTING_TRIES):
+        if route is None:
+            app = _new_application(org_id, app_id_or_uid, data.get("application"))
+            db.session.flush()  # the message row references it
+            route = routing.Route(app.id, 0, ())
+        row = _message_row(org_id, route.app_id, data)
+        matching = [
+            endpoint.id
+            for endpoint in route.endpoints
+            if endpoint_matches(endpoint, row["event_type"], row["channels"])
+        ]
+        deliveries = outbox.due_rows(row, matching)
+        if routing.store(app_id_or_uid, route, row, deliveries):
+            return Message(**row), deliveries
+        route = routing.read(org_id, app_id_or_uid)  # an endpoint changed since: route again
+    raise Conflict("The application's endpoints kept changing while the message was stored; retry.")
 
 
 # Constraints a concurrent request can break between our read and our insert: it created the
@@ -241,6 +156,7 @@ _RACES = (
     "fk_delivery_endpoint_id_endpoint",
     "fk_message_app_id_application",
 )
+ROUTING_TRIES = 5
 
 
 def create_message(org_id: str, app_id_or_uid: str, data: dict[str, Any]) -> Message:
@@ -254,6 +170,7 @@ def create_message(org_id: str, app_id_or_uid: str, data: dict[str, Any]) -> Mes
             if _violated(exc, "uq_message_app_id_event_id"):
                 raise Conflict() from None
             if attempt == 0 and any(_violated(exc, name) for name in _RACES):
+                routing.CACHE.drop(org_id, app_id_or_uid)
                 continue  # the app or an endpoint changed since we read them: read again
             raise
     if deliveries:

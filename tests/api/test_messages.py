@@ -16,9 +16,9 @@ from sqlalchemy.engine import Engine
 from api.extensions import db, get_redis
 from api.models import Application, Delivery, Endpoint, Message
 from api.services import driver
-from api.services.delivery.outbox import AWAKE_KEY
 from api.services.queue import QUEUE
 from api.services.tokens import create_token
+from tests.support import no_pump_awake
 
 Headers = dict[str, str]
 
@@ -185,7 +185,7 @@ def test_create_message_adds_one_delivery_per_matching_endpoint(
     add_endpoint(application, event_types=["user.deleted"])
     add_endpoint(application, channels=["asia"])
     add_endpoint(application, disabled=True)
-    get_redis().delete(AWAKE_KEY)  # no pump awake: the message wakes one
+    no_pump_awake(get_redis())  # no pump awake: the message wakes one
     queued_before = get_redis().llen(QUEUE)
     msg_id = post_message(client, auth_headers, "shop", channels=["us"]).get_json()["id"]
     deliveries = db.session.scalars(select(Delivery).where(Delivery.msg_id == msg_id)).all()
@@ -234,13 +234,19 @@ def test_create_message_uses_constant_number_of_queries(
         add_endpoint(application)
     statements.clear()
     assert post_message(client, auth_headers, "shop").status_code == 202
-    selects = [s for s in statements if s.startswith("SELECT")]
+    first = [s for s in statements if s.startswith("SELECT") and "api_token" not in s]
+    assert len(first) == (1 if database == "postgresql" else 2)  # the route (SQLite: + check)
+    statements.clear()
+    assert post_message(client, auth_headers, "shop").status_code == 202  # the route cached
+    selects = [s for s in statements if s.startswith("SELECT") and "api_token" not in s]
     writes = [s for s in statements if s.startswith(("INSERT", "WITH", "UPDATE"))]
-    assert len(selects) == 2  # the token; the application with its endpoints
     if database == "postgresql":  # the message and all five deliveries in one statement
+        assert selects == []
         assert len(writes) == 1
         assert "INSERT INTO message" in writes[0] and "INSERT INTO delivery" in writes[0]
-    else:  # SQLite: the message, then the five deliveries in one executemany
+        assert "app_routing" in writes[0]  # stored only while the cached route is current
+    else:  # SQLite: the message, the route's check, then the five deliveries (executemany)
+        assert len(selects) == 1 and "app_routing" in selects[0]
         assert len(writes) == 2
         assert "INTO message" in writes[0] and "INTO delivery" in writes[1]
 

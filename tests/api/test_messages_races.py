@@ -1,4 +1,5 @@
-"""Ingest reads the app's endpoints, then inserts: what a concurrent change in between does."""
+"""Ingest routes with the app's endpoints as read (or cached), then inserts: what a concurrent
+change in between does, and what a change made by another process does to a cached route."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy.engine import make_url
 
 from api.extensions import db
 from api.models import Application, Delivery, Endpoint, Organization
-from api.services import messages
+from api.services import routing
 from tests.conftest import DATABASE_URL
 
 pytestmark = pytest.mark.postgresql_only  # another PostgreSQL connection commits meanwhile
@@ -50,7 +51,7 @@ def _post(app: Flask, headers: dict[str, str]) -> Any:
 
 def _after_first_read(monkeypatch: pytest.MonkeyPatch, sql: str, *params: object) -> None:
     """Run `sql` on another connection right after the first routing read."""
-    real, calls = messages._application_with_endpoints, []
+    real, calls = routing.read, []
 
     def read_then_change(*args: Any) -> Any:
         found = real(*args)
@@ -59,7 +60,8 @@ def _after_first_read(monkeypatch: pytest.MonkeyPatch, sql: str, *params: object
         calls.append(args)
         return found
 
-    monkeypatch.setattr(messages, "_application_with_endpoints", read_then_change)
+    routing.CACHE.routes.clear()
+    monkeypatch.setattr(routing, "read", read_then_change)
 
 
 def test_endpoint_deleted_meanwhile_is_routed_around(
@@ -83,3 +85,58 @@ def test_app_deleted_meanwhile_is_404_not_500(
     response = _post(app, shop["headers"])
     assert response.status_code == 404
     assert response.get_json()["code"] == "not_found"
+
+
+def _routed(app: Flask, response: Any) -> list[str]:
+    assert response.status_code == 202, response.get_json()
+    with app.app_context():
+        found = db.session.scalars(
+            select(Delivery.endpoint_id)
+            .where(Delivery.msg_id == response.get_json()["id"])
+            .order_by(Delivery.endpoint_id)
+        ).all()
+        db.session.remove()
+    return list(found)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("UPDATE endpoint SET disabled = true WHERE id = %s", ["kept"]),
+        ("""UPDATE endpoint SET event_types = '["other"]' WHERE id = %s""", ["kept"]),
+        ("""UPDATE endpoint SET channels = '["vip"]' WHERE id = %s""", ["kept"]),
+        ("DELETE FROM endpoint WHERE id = %s", ["kept"]),
+        ("UPDATE endpoint SET description = 'only words' WHERE id = %s", ["doomed", "kept"]),
+    ],
+)
+def test_a_cached_route_follows_changes_made_elsewhere(
+    app: Flask, shop: dict[str, Any], change: str, expected: list[str]
+) -> None:
+    """The first message caches the route; another process (a plain SQL statement on its own
+    connection, no ORM) changes an endpoint; the next message is routed by the change."""
+    routing.CACHE.routes.clear()
+    both = sorted([shop["kept"], shop["doomed"]])
+    assert _routed(app, _post(app, shop["headers"])) == both
+    assert routing.CACHE.routes, "the first message cached the route"
+    _concurrently(change, shop["doomed"])
+    assert _routed(app, _post(app, shop["headers"])) == sorted(shop[name] for name in expected)
+
+
+def test_an_endpoint_created_elsewhere_is_routed_to(app: Flask, shop: dict[str, Any]) -> None:
+    routing.CACHE.routes.clear()
+    _routed(app, _post(app, shop["headers"]))
+    _concurrently(
+        "INSERT INTO endpoint (id, app_id, url, description, disabled, metadata, secret, old_keys,"
+        " headers, created_at, updated_at) VALUES ('ep_new', %s, 'https://c.example/h', '',"
+        " false, '{}', 'whsec_c', '[]', '{}', now(), now())",
+        shop["app"],
+    )
+    assert "ep_new" in _routed(app, _post(app, shop["headers"]))
+
+
+def test_a_renamed_uid_is_not_routed_by_the_cache(app: Flask, shop: dict[str, Any]) -> None:
+    routing.CACHE.routes.clear()
+    _routed(app, _post(app, shop["headers"]))
+    _concurrently("UPDATE application SET uid = 'shop-renamed' WHERE id = %s", shop["app"])
+    response = _post(app, shop["headers"])
+    assert response.status_code == 404, response.get_json()

@@ -14,7 +14,7 @@ from api.services.delivery import outbox
 from api.services.delivery.claim import dispatch_due
 from api.services.queue import QUEUE, enqueue
 from tests.api.factories import seed
-from tests.support import Receiver
+from tests.support import Receiver, eventually, no_pump_awake
 
 
 def _wait_status(app: Flask, delivery_id: str, status: int, timeout: float = 15) -> Delivery:
@@ -31,7 +31,7 @@ def _wait_status(app: Flask, delivery_id: str, status: int, timeout: float = 15)
 def _asleep(app: Flask) -> None:
     """No pump awake, nothing queued (what earlier tests left)."""
     with app.app_context():
-        get_redis().delete(outbox.AWAKE_KEY, QUEUE)
+        no_pump_awake(get_redis())
 
 
 def test_a_burst_is_delivered_on_one_wake_up(
@@ -69,11 +69,11 @@ def test_duplicate_wake_ups_send_once(
         for _ in range(3):
             enqueue("herald.pump")
     _wait_status(app, d_id, 0)
-    time.sleep(1.0)  # the other wake-ups ran too
-    assert len(receiver.requests) == 1
-    with app.app_context():
+    with app.app_context():  # the other wake-ups ran too, each loop to its end
+        redis, loop = get_redis(), app.extensions["herald_pump"]
+        assert eventually(lambda: redis.llen(QUEUE) == 0 and not loop.running, timeout=10)
         count = db.session.query(MessageAttempt).filter_by(delivery_id=d_id).count()
-        assert get_redis().llen(QUEUE) == 0
+    assert len(receiver.requests) == 1
     assert count == 1
 
 

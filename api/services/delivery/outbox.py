@@ -33,6 +33,11 @@ PUMP_TASK = "herald.pump"
 # Set while a pump task is queued or a pump runs (pump.py refreshes it): a producer that finds
 # it set publishes nothing. Its expiry bounds what a lost wake-up costs.
 AWAKE_KEY = "herald:awake"
+# A process that found the flag set (or set it) less than this long ago does not ask again:
+# at ingest rates one round trip per window, not per message. A pump that clears the flag
+# claims once more WAKE_WINDOW after the clear (pump.py), so a row committed by a producer
+# that trusted an older look is still found.
+WAKE_WINDOW = 0.05
 
 # One round trip: publish the wake-up only when nothing is awake.
 _WAKE = """
@@ -68,6 +73,21 @@ class _FailureLog:
 
 
 _FAILURES = _FailureLog()
+
+
+class _AwakeSeen:
+    """When this process last knew the flag set: the monotonic time its check was *sent*
+    (the flag was set at some instant after that, so a clear came later still)."""
+
+    def __init__(self) -> None:
+        self.at = -WAKE_WINDOW
+
+    def recent(self) -> bool:
+        # never "recent" for a look from the future (a test's frozen clock, say)
+        return 0 <= time.monotonic() - self.at < WAKE_WINDOW
+
+
+_SEEN = _AwakeSeen()
 
 
 def awake_seconds() -> int:
@@ -125,18 +145,24 @@ def due_rows(message_row: dict[str, Any], endpoint_ids: Iterable[str]) -> list[d
 def wake(force: bool = False, client: redis.Redis | None = None) -> bool:
     """After commit: make sure a pump will look at the table; True when a task was published.
 
-    Never raises: with Redis away the dispatcher's next pass wakes a pump instead. `force`
+    Nothing is asked when this process saw the flag set less than WAKE_WINDOW ago. Never
+    raises: with Redis away the dispatcher's next pass wakes a pump instead. `force`
     publishes even when one is awake (the dispatcher, so a backlog reaches other workers);
     `client` another Redis than the app's (tests of private brokers).
     """
+    if not force and client is None and _SEEN.recent():
+        return False
     try:
+        sent = time.monotonic()
         client = client or get_redis()
         message = task_message(PUMP_TASK, [])
         if force:
             client.lpush(QUEUE, message)
             return True
         script = client.register_script(_WAKE)
-        return bool(script(keys=[AWAKE_KEY, QUEUE], args=[awake_seconds(), message]))
+        published = bool(script(keys=[AWAKE_KEY, QUEUE], args=[awake_seconds(), message]))
+        _SEEN.at = sent
+        return published
     except Exception:
         _FAILURES.note()
         return False

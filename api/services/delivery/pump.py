@@ -8,10 +8,11 @@ concurrently on its sender threads, and records what came back in batches.
 A burst costs a few claims and records, not a broker message per row: while a pump runs
 anywhere, the awake flag (`outbox.AWAKE_KEY`) is set and refreshed, so producers publish
 nothing and the running loops find new rows on their next claim. A loop with nothing to do
-lingers a moment (polling cheaply), then clears the flag, claims once more (a row committed
-before the flag was cleared is seen here; one committed after publishes a new wake-up) and
-stops. A lost wake-up or a dead pump costs at most the flag's expiry or a lease: the
-dispatcher's next pass (claim.dispatch_due) wakes one for any row that is due.
+lingers a moment (polling cheaply), then clears the flag, waits out the producers' window
+(outbox.WAKE_WINDOW: a producer that saw the flag set that recently publishes nothing),
+claims once more (a row committed before then is seen here; one committed after publishes a
+new wake-up) and stops. A lost wake-up or a dead pump costs at most the flag's expiry or a
+lease: the dispatcher's next pass (claim.dispatch_due) wakes one for any row that is due.
 """
 
 from __future__ import annotations
@@ -178,7 +179,10 @@ class Pump:
                     results = self._take(IDLE_POLL)
                 continue
             flag.clear()
-            jobs = self._claim()  # anything committed before the flag was cleared
+            # anything committed before the clear, or by a producer that trusted a look at the
+            # flag taken before it (outbox.WAKE_WINDOW)
+            self.stopping.wait(2 * outbox.WAKE_WINDOW)
+            jobs = self._claim()
             if jobs:
                 self._submit(jobs)
                 idle_since = None

@@ -3,6 +3,7 @@ jobs joined, dead rows canceled, locks skipped; the dispatcher's wake-ups."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -14,13 +15,14 @@ from api.models.common import utcnow
 from api.services.delivery import claim, outbox
 from api.services.queue import QUEUE
 from tests.api.factories import PAYLOAD, SECRET, seed
+from tests.support import no_pump_awake
 
 
 @pytest.fixture
 def broker(app: Flask) -> object:
     """An empty queue and no awake flag (what other tests left is not theirs)."""
     client = app.extensions["redis"]
-    client.delete(QUEUE, outbox.AWAKE_KEY)
+    no_pump_awake(client)
     return client
 
 
@@ -161,6 +163,9 @@ def test_wake_publishes_once_while_awake(app: Flask, db_session: object, broker:
     ttl = get_redis().ttl(outbox.AWAKE_KEY)
     assert 0 < ttl <= outbox.awake_seconds()
     get_redis().delete(outbox.AWAKE_KEY)  # a pump went idle
+    assert not outbox.wake()  # this process saw it awake a moment ago: nothing asked
+    assert get_redis().llen(QUEUE) == 1 and get_redis().get(outbox.AWAKE_KEY) is None
+    time.sleep(outbox.WAKE_WINDOW)
     assert outbox.wake() and get_redis().llen(QUEUE) == 2
 
 
