@@ -83,6 +83,7 @@ def register_blueprints(app: Flask) -> None:
         event_types,
         health,
         messages,
+        portal,
     )
 
     for module in (
@@ -96,6 +97,7 @@ def register_blueprints(app: Flask) -> None:
         background_tasks,
     ):
         openapi.register_blueprint(module.blp)
+    app.register_blueprint(portal.blp)  # a web page, not Svix API: kept out of the OpenAPI document
 
 
 def register_request_hooks(app: Flask) -> None:

@@ -1,4 +1,5 @@
-"""Bearer-token authentication: `@require_auth` puts the caller's Principal in `g.principal`."""
+"""Bearer-token authentication: `@require_auth` puts the caller's Principal in `g.principal`;
+an app portal token is also held to api/capabilities.py's table (403 / 404) before the view."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any, TypeVar
 
 from flask import g, request
 
+from api import capabilities
 from api.errors import ApiError
 from api.services.tokens import Principal, authenticate
 
@@ -37,7 +39,8 @@ def request_principal() -> Principal | None:
 
 
 def require_auth(view: F) -> F:
-    """Reject the request with 401 unless it carries `Authorization: Bearer <valid token>`."""
+    """Reject the request with 401 unless it carries `Authorization: Bearer <valid token>`;
+    an app portal token with 403 or 404 unless api/capabilities.py lets it through."""
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -50,6 +53,8 @@ def require_auth(view: F) -> F:
         principal = authenticate(token)
         if principal is None:
             raise _unauthorized("Invalid token")
+        if principal.is_app_token:
+            capabilities.authorize(principal)
         g.principal = principal
         return view(*args, **kwargs)
 

@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = ("development", "testing", "production")
@@ -37,6 +38,8 @@ BASE: dict[str, Any] = {
     "LEASE_SECONDS": 10,  # renewed while a delivery is being sent (api/services/delivery/leases.py)
     "ENDPOINT_DISABLE_AFTER": 5 * 24 * 3600,
     "AUTH_CACHE_SECONDS": 30,
+    # where browsers reach Herald (app portal links); None: the host the request came in on
+    "PUBLIC_URL": None,
     "DB_POOL_SIZE": 20,  # kept open: a worker's threads would otherwise reconnect constantly
     "DB_MAX_OVERFLOW": 20,
     "DB_PING_AFTER_IDLE": 1.0,
@@ -45,6 +48,9 @@ BASE: dict[str, Any] = {
     "LOG_JSON": False,
     "LOG_LEVEL": "INFO",
     "JSON_SORT_KEYS": False,
+    # who may frame the consumer portal (/portal/): CSP frame-ancestors sources; `*` lets any
+    # site embed it (svix-react's <AppPortal>); operators should name their product's origins
+    "PORTAL_FRAME_ANCESTORS": "*",
 }
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -98,6 +104,32 @@ def parse_subnets(value: str | list[str]) -> list[ipaddress.IPv4Network | ipaddr
         raise ConfigError(f"HERALD_WHITELIST_SUBNETS has an invalid CIDR: {exc}") from None
 
 
+def parse_frame_ancestors(value: str) -> str:
+    """HERALD_PORTAL_FRAME_ANCESTORS: space-separated CSP sources (`*`, `'self'`, `'none'`,
+    `https://app.example.com`); a `;` or `,` would end or break the policy."""
+    sources = str(value).split()
+    if not sources or any(c in value for c in ";,") or any(ord(c) < 0x20 for c in value):
+        raise ConfigError(
+            "HERALD_PORTAL_FRAME_ANCESTORS must be space-separated CSP sources such as "
+            f"\"'self' https://app.example.com\" (or *), got {value!r}"
+        )
+    return " ".join(sources)
+
+
+def parse_public_url(value: str | None) -> str | None:
+    """HERALD_PUBLIC_URL: an http(s) URL (scheme and host, maybe a path), without a trailing
+    slash; empty means unset."""
+    if not value:
+        return None
+    parts = urlsplit(str(value).strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(
+            f"HERALD_PUBLIC_URL must be an http(s) URL such as https://webhooks.example.com, "
+            f"got {value!r}"
+        )
+    return str(value).strip().rstrip("/")
+
+
 def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
     """Read HERALD_* (prefix stripped) and the conventional unprefixed names."""
     values: dict[str, Any] = {}
@@ -139,6 +171,8 @@ def _coerce(config: dict[str, Any]) -> None:
         config["LOG_JSON"] = config["LOG_JSON"].lower() in ("1", "true", "yes", "on")
     config["RETRY_SCHEDULE"] = parse_retry_schedule(config["RETRY_SCHEDULE"])
     config["WHITELIST_SUBNETS"] = parse_subnets(config["WHITELIST_SUBNETS"])
+    config["PUBLIC_URL"] = parse_public_url(config["PUBLIC_URL"])
+    config["PORTAL_FRAME_ANCESTORS"] = parse_frame_ancestors(config["PORTAL_FRAME_ANCESTORS"])
     if config["SQLALCHEMY_DATABASE_URI"]:
         config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(
             config["SQLALCHEMY_DATABASE_URI"]

@@ -26,6 +26,8 @@ from sqlalchemy.engine import make_url
 from api.supervisor import StopRequest, Supervisor
 
 DEV_ORG = "dev"
+DEMO_APP = {"name": "Demo", "uid": "demo"}  # the application the banner's portal link shows
+PORTAL_RENEW_BEFORE = 24 * 3600  # mint a new portal token when the kept one has less left
 # a line that says the process is up (the web is checked through /api/v1/health instead)
 READY_MARKERS = {
     "redis": re.compile(r"ready to accept connections", re.IGNORECASE),
@@ -82,10 +84,11 @@ def check_port_free(host: str, port: int) -> None:
             ) from None
 
 
-def prepare_database(token_file: Path) -> tuple[str, str | None]:
+def prepare_database(token_file: Path) -> tuple[str, str | None, str]:
     """Create the database if missing, migrate; returns the dev token (reused from
-    `token_file` while it still authenticates, else a new one written there) and what was
-    created, if anything."""
+    `token_file` while it still authenticates, else a new one written there), what was
+    created, if anything, and an app portal token of the dev org's demo application (kept
+    beside the dev token in `dev-portal-token` while it has a day left)."""
     from flask_migrate import upgrade
 
     from api import create_app
@@ -105,13 +108,41 @@ def prepare_database(token_file: Path) -> tuple[str, str | None]:
         dev_org = tokens.get_or_create_org(DEV_ORG)
         if principal is None or principal.org_id != dev_org.id:
             _, token = tokens.create_token(DEV_ORG)
-            token_file.parent.mkdir(parents=True, exist_ok=True)
-            token_file.touch(mode=0o600)
-            token_file.write_text(token + "\n")
+            _write_secret(token_file, token)
+        portal = _demo_portal_token(dev_org.id, token_file.with_name("dev-portal-token"))
         db.session.commit()
         db.session.remove()
         db.engine.dispose()
-    return token, created
+    return token, created, portal
+
+
+def _write_secret(path: Path, value: str) -> None:
+    """Write a token to a file only its owner can read."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(value + "\n")
+
+
+def _demo_portal_token(org_id: str, portal_file: Path) -> str:
+    """An app portal token (every capability) of the org's demo application, created if
+    missing: the one in `portal_file` while it has PORTAL_RENEW_BEFORE left, else a new one."""
+    from api.models.common import utcnow
+    from api.services import applications, tokens
+    from serializers.auth import DEFAULT_CAPABILITIES, DEFAULT_EXPIRY
+
+    demo, _ = applications.create_application(org_id, dict(DEMO_APP), get_if_exists=True)
+    kept = portal_file.read_text().strip() if portal_file.exists() else ""
+    principal = tokens.authenticate(kept) if kept.startswith(tokens.APP_TOKEN_PREFIX) else None
+    if (
+        principal is not None
+        and principal.app_id == demo.id
+        and principal.expires_at is not None
+        and (principal.expires_at - utcnow()).total_seconds() > PORTAL_RENEW_BEFORE
+    ):
+        return kept
+    _, plain = tokens.create_app_token(demo, DEFAULT_CAPABILITIES, [], DEFAULT_EXPIRY)
+    _write_secret(portal_file, plain)
+    return plain
 
 
 def health_ok(url: str) -> bool:
@@ -123,7 +154,14 @@ def health_ok(url: str) -> bool:
         return False
 
 
-def banner(port: int, token: str, env: dict[str, str], embedded: bool, token_file: Path) -> str:
+def banner(
+    port: int,
+    token: str,
+    env: dict[str, str],
+    embedded: bool,
+    token_file: Path,
+    portal_token: str = "",
+) -> str:
     """What a newcomer needs once everything is up."""
     base = f"http://127.0.0.1:{port}/api/v1"
     database = make_url(env["DATABASE_URL"]).render_as_string(hide_password=True)
@@ -137,6 +175,11 @@ def banner(port: int, token: str, env: dict[str, str], embedded: bool, token_fil
             "",
             f"  URL:    {base}   (health: {base}/health)",
             f"  Token:  {token}",
+            *(
+                [f"  Portal: http://127.0.0.1:{port}/portal/#key={portal_token}   (app demo)"]
+                if portal_token
+                else []
+            ),
             f"  DB:     {database}",
             f"  Redis:  {redis}" + ("   (embedded)" if embedded else ""),
             "  In another shell:",
@@ -171,7 +214,7 @@ def run_devserver(directory: Path, port: int, out: TextIO = sys.stdout) -> int:
             redis = supervisor.start(
                 "redis", f"{sys.executable} -m api.embedded_redis var", READY_MARKERS["redis"]
             )
-        token, created = prepare_database(token_file)
+        token, created, portal_token = prepare_database(token_file)
         if created:
             supervisor.say("herald", f"created {created}")
         if embedded and not _wait(lambda: redis.up.is_set(), supervisor, stop, 15.0):
@@ -186,7 +229,7 @@ def run_devserver(directory: Path, port: int, out: TextIO = sys.stdout) -> int:
 
         if not _wait(all_up, supervisor, stop, BOOT_TIMEOUT):
             return _give_up(supervisor, stop, f"not ready after {BOOT_TIMEOUT:.0f} s")
-        supervisor.write(banner(port, token, env, embedded, token_file) + "\n")
+        supervisor.write(banner(port, token, env, embedded, token_file, portal_token) + "\n")
         elapsed = time.monotonic() - started
         supervisor.say("herald", f"ready in {elapsed:.1f} s: web (health 204), worker, scheduler")
         while not stop.requested():

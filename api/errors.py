@@ -48,6 +48,13 @@ class NotFound(ApiError):
         super().__init__(404, "not_found", detail)
 
 
+class Forbidden(ApiError):
+    """403: the token is valid but may not do this (an app portal token outside its rights)."""
+
+    def __init__(self, detail: str = "Insufficient access for the given operation.") -> None:
+        super().__init__(403, "insufficient_access", detail)
+
+
 class Conflict(ApiError):
     """409 on a uniqueness clash."""
 

@@ -280,3 +280,13 @@ class EndpointListQuery(ListQuery):
 
 
 ListResponseEndpointOut = list_response(EndpointOut, "ListResponseEndpointOut")
+
+
+class EventExampleIn(BaseSchema):
+    """Body of POST .../send-example: which event type's example to send, and which of its
+    schema's `examples` (default the first)."""
+
+    event_type = name_field(data_key="eventType", required=True)
+    example_index = fields.Integer(
+        data_key="exampleIndex", load_default=0, validate=validate.Range(min=0)
+    )

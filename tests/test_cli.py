@@ -94,9 +94,14 @@ def test_scenario_demo_force_seeds_non_empty_database(app: Flask, db_session: ob
     assert db.session.scalar(select(func.count(Message.id))) == 2
 
 
-def test_scenario_demo_ignores_tokens_only(app: Flask, db_session: object) -> None:
+def test_scenario_demo_ignores_what_the_devserver_leaves(app: Flask, db_session: object) -> None:
+    """`make run`'s token and the demo application its portal link shows."""
     runner = app.test_cli_runner()
-    runner.invoke(args=["token", "create", "--org", "dev"])  # what `herald devserver` leaves
+    runner.invoke(args=["token", "create", "--org", "dev"])
+    dev = db.session.scalar(select(Organization).where(Organization.name == "dev"))
+    assert dev is not None
+    db.session.add(Application(org_id=dev.id, name="Demo", uid="demo"))
+    db.session.commit()
     result = runner.invoke(args=["scenario", "demo"])
     assert result.exit_code == 0, result.output
 

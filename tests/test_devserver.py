@@ -18,10 +18,12 @@ from pathlib import Path
 
 import pytest
 import requests
+from freezegun import freeze_time
 
 from api.config import ROOT
 from api.devserver import (
     DevserverError,
+    banner,
     check_port_free,
     devserver_environ,
     prepare_database,
@@ -95,12 +97,20 @@ def test_make_run_boots_serves_and_stops_on_ctrl_c(
     boot = time.monotonic() - started
     token = run.wait_for(r"^  Token:  (hrld_\S+)$", 1).group(1)
     assert (project / "var" / "dev-token").read_text().strip() == token
+    portal = run.wait_for(r"^  Portal: (http://\S+/portal/)#key=(appsk_\S+)   \(app demo\)$", 1)
+    assert portal.group(1) == f"http://127.0.0.1:{port}/portal/"
     assert (project / "var" / "herald.db").is_file()  # the quickstart's SQLite file
     assert any(re.search(r"redis .*ready to accept connections", x, re.I) for x in run.lines)
     base = f"http://127.0.0.1:{port}/api/v1"
     assert requests.get(f"{base}/health", timeout=5).status_code == 204
     listed = requests.get(f"{base}/app", headers={"Authorization": f"Bearer {token}"}, timeout=5)
     assert listed.status_code == 200, listed.text
+    session = requests.get(
+        f"{base}/auth/portal-session",
+        headers={"Authorization": f"Bearer {portal.group(2)}"},
+        timeout=5,
+    )
+    assert session.status_code == 200 and session.json()["appUid"] == "demo", session.text
     at_ready = run.lines.index(next(x for x in run.lines if ready.group(0) in x))
     time.sleep(5)  # two dispatcher passes (HERALD_DISPATCH_INTERVAL 2 s) and more
     idle = [x for x in run.lines[at_ready + 1 :] if "GET /api/v1/" not in x]
@@ -155,11 +165,36 @@ def test_prepare_database_keeps_a_working_dev_token(
     monkeypatch.setenv("HERALD_ENV", "development")
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'var' / 'herald.db'}")
     token_file = tmp_path / "var" / "dev-token"
-    first, created = prepare_database(token_file)
+    first, created, portal = prepare_database(token_file)
     assert created == f"directory {tmp_path / 'var'}"
     assert token_file.read_text() == first + "\n" and token_file.stat().st_mode & 0o777 == 0o600
-    again, _ = prepare_database(token_file)
+    again, _, portal_again = prepare_database(token_file)
     assert again == first  # a TOKEN=$(cat var/dev-token) in another shell keeps working
+    assert portal_again == portal and portal.startswith("appsk_")  # the printed link too
     token_file.write_text("hrld_not-a-token\n")
-    replaced, _ = prepare_database(token_file)
+    replaced, _, _ = prepare_database(token_file)
     assert replaced not in (first, "hrld_not-a-token") and replaced.startswith("hrld_")
+
+
+def test_prepare_database_renews_the_demo_portal_token_near_its_expiry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HERALD_ENV", "development")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'var' / 'herald.db'}")
+    token_file = tmp_path / "var" / "dev-token"
+    with freeze_time("2026-06-01 12:00:00") as clock:
+        _, _, portal = prepare_database(token_file)
+        assert (tmp_path / "var" / "dev-portal-token").read_text() == portal + "\n"
+        clock.tick(6 * 24 * 3600 - 1)  # a day and a second left of its 7 days: kept
+        assert prepare_database(token_file)[2] == portal
+        clock.tick(2)
+        renewed = prepare_database(token_file)[2]
+    assert renewed != portal and renewed.startswith("appsk_")
+
+
+def test_banner_prints_the_portal_link_beside_the_token(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": "sqlite:///x.db", "REDIS_URL": "redis://r"}
+    text = banner(8123, "hrld_t", env, False, tmp_path / "dev-token", "appsk_p")
+    lines = text.splitlines()
+    at = lines.index("  Token:  hrld_t")
+    assert lines[at + 1] == "  Portal: http://127.0.0.1:8123/portal/#key=appsk_p   (app demo)"

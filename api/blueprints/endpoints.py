@@ -1,4 +1,5 @@
-"""The endpoints service (Svix v1): /api/v1/app/{app_id}/endpoint[/{endpoint_id}[/secret|/headers]].
+"""The endpoints service (Svix v1): /api/v1/app/{app_id}/endpoint[/{endpoint_id}[/secret|/headers|
+/send-example]].
 
 Stats, recover and attempted messages live in api/blueprints/attempts.py.
 """
@@ -12,7 +13,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.auth import current_principal, require_auth
+from api.capabilities import visible_feature_flags
 from api.services import endpoints as service
+from api.services import examples
 from api.services.lookup import get_app_endpoint
 from serializers.endpoints import (
     EndpointHeadersIn,
@@ -25,8 +28,10 @@ from serializers.endpoints import (
     EndpointSecretOut,
     EndpointSecretRotateIn,
     EndpointUpsertIn,
+    EventExampleIn,
     ListResponseEndpointOut,
 )
+from serializers.messages import MessageOut
 
 blp = Blueprint("endpoints", __name__, url_prefix="/api/v1", description="Endpoints")
 
@@ -113,6 +118,24 @@ def rotate_secret(data: dict[str, Any], app_id: str, endpoint_id: str) -> Any:
         grace_period_seconds=data["grace_period_seconds"],
     )
     return {"key": key}
+
+
+@blp.route(ONE + "/send-example", methods=["POST"])
+@require_auth
+@blp.arguments(EventExampleIn)
+@blp.response(202, MessageOut)
+def send_example(data: dict[str, Any], app_id: str, endpoint_id: str) -> Any:
+    """Send the event type's example (its schema's `examples[exampleIndex]`; `svix.ping`:
+    `{"success": true}`) as a message to this endpoint only."""
+    principal = current_principal()
+    return examples.send_example(
+        principal.org_id,
+        app_id,
+        endpoint_id,
+        data["event_type"],
+        data["example_index"],
+        feature_flags=visible_feature_flags(principal),
+    )
 
 
 @blp.route(ONE + "/headers")

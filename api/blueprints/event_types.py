@@ -11,6 +11,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.auth import current_principal, require_auth
+from api.capabilities import visible_feature_flags
 from api.services import event_types as service
 from serializers.event_types import (
     EventTypeDeleteQuery,
@@ -38,12 +39,14 @@ class EventTypes(MethodView):
     def get(self, query: dict[str, Any]) -> Any:
         """List event types by name; archived ones only with `include_archived=true`,
         schemas only with `with_content=true` (the default)."""
+        principal = current_principal()
         page = service.list_event_types(
-            current_principal().org_id,
+            principal.org_id,
             query["limit"],
             query["iterator"],
             query["order"],
             include_archived=query["include_archived"],
+            feature_flags=visible_feature_flags(principal),
         )
         if not query["with_content"]:
             return jsonify(WITHOUT_CONTENT.dump(page))
@@ -65,7 +68,10 @@ class EventTypeByName(MethodView):
     @blp.response(200, EventTypeOut)
     def get(self, event_type_name: str) -> Any:
         """Get an event type (archived ones too)."""
-        return service.get_event_type(current_principal().org_id, event_type_name)
+        principal = current_principal()
+        return service.get_event_type(
+            principal.org_id, event_type_name, visible_feature_flags(principal)
+        )
 
     @require_auth
     @blp.arguments(EventTypeUpsertIn)

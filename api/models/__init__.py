@@ -1,6 +1,7 @@
 """All models, imported so Alembic and the app see every table."""
 
 from api.models.api_token import ApiToken
+from api.models.app_token import AppPortalToken
 from api.models.application import Application, AppRouting
 from api.models.attempt import MessageAttempt
 from api.models.background_task import BackgroundTask
@@ -12,6 +13,7 @@ from api.models.organization import Organization
 
 __all__ = [
     "ApiToken",
+    "AppPortalToken",
     "AppRouting",
     "Application",
     "BackgroundTask",

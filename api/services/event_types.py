@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from api.errors import Conflict, NotFound, Unprocessable
@@ -55,10 +55,16 @@ def _commit() -> None:
         raise Conflict(EXISTS_DETAIL, code=EXISTS_CODE) from None
 
 
-def get_event_type(org_id: str, name: str) -> EventType:
-    """The org's event type with that name (archived included), or 404."""
+def get_event_type(
+    org_id: str, name: str, feature_flags: Collection[str] | None = None
+) -> EventType:
+    """The org's event type with that name (archived included), or 404; with `feature_flags`
+    (an app portal token's), also 404 for a type whose feature flag is not among them."""
     event_type = _find(org_id, name)
     if event_type is None:
+        raise NotFound()
+    flag = event_type.feature_flag
+    if feature_flags is not None and flag is not None and flag not in feature_flags:
         raise NotFound()
     return event_type
 
@@ -83,11 +89,17 @@ def list_event_types(
     iterator: str | None,
     order: str | None = None,
     include_archived: bool = False,
+    feature_flags: Collection[str] | None = None,
 ) -> Page:
-    """One page of the org's event types by name (ascending unless `order=descending`)."""
+    """One page of the org's event types by name (ascending unless `order=descending`); with
+    `feature_flags` (an app portal token's), only types without a flag or with one of them."""
     query = select(EventType).where(EventType.org_id == org_id)
     if not include_archived:
         query = query.where(EventType.archived.is_(False))
+    if feature_flags is not None:
+        query = query.where(
+            or_(EventType.feature_flag.is_(None), EventType.feature_flag.in_(list(feature_flags)))
+        )
     return paginate(
         query,
         EventType.name,

@@ -20,7 +20,9 @@ from api.models import (
     TriggerType,
 )
 from api.models.common import utcnow
+from api.services import tokens
 from api.services.delivery import outbox
+from serializers.auth import DEFAULT_CAPABILITIES
 
 
 def add_endpoint(app: Application, **fields: Any) -> Endpoint:
@@ -124,3 +126,17 @@ def seed(
     else:
         db.session.flush()
     return delivery
+
+
+def app_token_headers(
+    app: Application,
+    capabilities: tuple[str, ...] | None = None,
+    feature_flags: tuple[str, ...] = (),
+    expiry: int = 3600,
+    session_id: str | None = None,
+) -> dict[str, str]:
+    """Authorization headers of a new app portal token for `app` (all supported capabilities
+    unless given)."""
+    chosen = DEFAULT_CAPABILITIES if capabilities is None else capabilities
+    _, plain = tokens.create_app_token(app, chosen, feature_flags, expiry, session_id)
+    return {"Authorization": f"Bearer {plain}"}
