@@ -19,14 +19,18 @@ _RUN_DIR = os.environ.get("HERALD_RUN_DIR", os.path.join(_ROOT, "var", "run"))
 os.makedirs(_RUN_DIR, exist_ok=True)
 
 bind = "{}:{}".format(os.environ.get("HERALD_BIND", "127.0.0.1"), os.environ.get("PORT", "8000"))
-# 2 x cores + 1 workers (bench/ingest.py: 0.24 of the bare route with 2 workers, 0.35 with 5 on
-# 2 cores). gevent workers: a client that stops in the middle of its headers holds a greenlet,
-# not the worker (tests/e2e/test_slow_clients.py: 50 such connections, ping and message create
-# still answer in < 100 ms; sync and gthread with 8 threads time out), at the same throughput
+# gevent workers: a client that stops in the middle of its headers holds a greenlet, not the
+# worker (tests/e2e/test_slow_clients.py: 50 such connections, ping and message create still
+# answer in < 100 ms; sync and gthread with 8 threads time out), at the same throughput
 # (bench/ingest.py, same run: sync 293, gthread 318, gevent 300 req/s). psycopg and redis-py
-# wait cooperatively under gevent's monkey-patching.
-workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * (os.cpu_count() or 1) + 1)
+# wait cooperatively under gevent's monkey-patching. One gevent worker per core (at least 2,
+# so one busy worker never holds every request): on 2 cores, 2 workers took 879 req/s at 1.69
+# ms of web CPU and a p99 of 52 ms, 5 workers 800 req/s at 1.89 ms and 194 ms (bench/ingest.py
+# load, same run). A sync or gthread worker class keeps 2 x cores + 1 (its requests block it).
 worker_class = os.environ.get("HERALD_WORKER_CLASS", "gevent")
+_cores = os.cpu_count() or 1
+_default_workers = max(2, _cores) if worker_class == "gevent" else 2 * _cores + 1
+workers = int(os.environ.get("WEB_CONCURRENCY") or _default_workers)
 threads = int(os.environ.get("HERALD_WEB_THREADS", "1"))
 wsgi_app = "api:create_app()"
 proc_name = "herald"

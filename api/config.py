@@ -29,7 +29,7 @@ BASE: dict[str, Any] = {
     "SQLALCHEMY_ENGINE_OPTIONS": {},
     "REDIS_URL": None,
     "PORT": 8000,
-    "WEB_CONCURRENCY": None,  # gunicorn.conf.py: 2 x cores + 1 unless set
+    "WEB_CONCURRENCY": None,  # gunicorn.conf.py: one gevent worker per core (at least 2) unless set
     "MAX_CONTENT_LENGTH": 1024 * 1024 + 16 * 1024,  # 1 MiB payload plus the message envelope
     "RETRY_SCHEDULE": DEFAULT_RETRY_SCHEDULE,
     "WHITELIST_SUBNETS": "",

@@ -267,7 +267,7 @@ def main() -> int:
     print(
         f"ingest: wrk -t2 -c{CONNECTIONS}, {DURATION:.0f} s per server and scenario in {ROUNDS} "
         f"alternating slices, WEB_CONCURRENCY="
-        f"{os.environ.get('WEB_CONCURRENCY') or 2 * (os.cpu_count() or 1) + 1}, worker_class="
+        f"{os.environ.get('WEB_CONCURRENCY') or 'default'}, worker_class="
         f"{os.environ.get('HERALD_WORKER_CLASS', 'gevent')}",
         flush=True,
     )
