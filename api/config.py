@@ -211,4 +211,15 @@ def load_config(
         if not config.get("REDIS_URL"):
             config["REDIS_URL"] = "redis://127.0.0.1:6379/0"
     _coerce(config)
+    _check_redis_url(config.get("REDIS_URL"))
     return config
+
+
+def _check_redis_url(url: str | None) -> None:
+    """A malformed sentinel:// REDIS_URL fails at boot with the reason (api/redis_url.py)."""
+    from api.redis_url import RedisURLError, parse_sentinel
+
+    try:
+        parse_sentinel(url or "")
+    except RedisURLError as exc:
+        raise ConfigError(str(exc)) from None

@@ -52,13 +52,11 @@ openapi = Api()
 
 
 def init_redis(app: Flask) -> None:
-    """Create the app's Redis client with bounded timeouts (a hung Redis must not hang us)."""
-    app.extensions["redis"] = redis.Redis.from_url(
-        app.config["REDIS_URL"],
-        socket_timeout=5,
-        socket_connect_timeout=3,
-        health_check_interval=25,
-    )
+    """Create the app's Redis client (a server or a Sentinel group's master: api/redis_url.py)
+    with bounded timeouts (a hung Redis must not hang us)."""
+    from api import redis_url
+
+    app.extensions["redis"] = redis_url.client(app.config["REDIS_URL"])
 
 
 def get_redis() -> redis.Redis:

@@ -25,6 +25,7 @@ from typing import Any
 from celery import Celery, Task
 from flask import Flask
 
+from api import redis_url
 from api.extensions import get_redis
 
 logger = logging.getLogger(__name__)
@@ -32,23 +33,18 @@ logger = logging.getLogger(__name__)
 QUEUE = "herald"
 
 
-def broker_url(redis_url: str) -> str:
-    """Celery/kombu spell a unix-socket Redis as redis+socket://."""
-    if redis_url.startswith("unix://"):
-        return "redis+socket://" + redis_url[len("unix://") :]
-    return redis_url
-
-
 def celery_settings(app: Flask) -> dict[str, Any]:
     """Celery settings derived from the Flask config (see GUNICORN-CELERY.md §C.8)."""
     interval = app.config["DISPATCH_INTERVAL"]
+    url, transport_options = redis_url.broker(app.config["REDIS_URL"])
     return {
-        "broker_url": broker_url(app.config["REDIS_URL"]),
+        "broker_url": url,
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {
             "socket_timeout": 5,
             "socket_connect_timeout": 3,
             "health_check_interval": 25,
+            **transport_options,
         },
         "task_publish_retry_policy": {
             "max_retries": 1,
