@@ -188,6 +188,31 @@ def test_portal_catalog_shows_event_types_schemas_and_examples(
     screenshot(page, "catalog")
 
 
+def test_portal_pages_through_a_long_log(
+    org: Org, receiver: Receiver, new_page: Callable[..., Page]
+) -> None:
+    """25 attempts: the log shows the newest 20, "Older" the other 5, "Newer" the 20 again."""
+    shop = org.application("Acme Shop", "acme")
+    ep = org.endpoint(shop["id"], f"{receiver.url}/paged")
+    for n in range(25):
+        org.ok("POST", f"/app/{shop['id']}/msg", {"eventType": "order.paid", "payload": {"n": n}})
+    receiver.wait_for(25)
+    page = new_page()
+    page.goto(org.portal_link(shop["id"])["url"])
+    page.get_by_role("link", name=ep["url"]).click()
+    first = wait_for_rows(page, "Succeeded", 20)
+    expect(first).to_have_count(20)
+    newest = first.first.get_attribute("data-id")
+    page.get_by_role("button", name="Older →").click()
+    expect(log_rows(page, "Succeeded")).to_have_count(5)
+    expect(page.get_by_role("button", name="Older →")).to_have_count(0)
+    older = {log_rows(page, "Succeeded").nth(i).get_attribute("data-id") for i in range(5)}
+    assert newest not in older
+    page.get_by_role("button", name="← Newer").click()
+    expect(log_rows(page, "Succeeded")).to_have_count(20)
+    assert log_rows(page, "Succeeded").first.get_attribute("data-id") == newest
+
+
 def test_portal_at_phone_width_is_usable_with_the_keyboard_only(
     org: Org, receiver: Receiver, new_page: Callable[..., Page]
 ) -> None:
