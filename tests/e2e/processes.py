@@ -34,6 +34,8 @@ def start_redis(port: int, log: Path) -> subprocess.Popen[bytes]:
             "",
             "--appendonly",
             "no",
+            "--dir",  # a replica's full sync writes an RDB file even without --save
+            str(log.parent),
         ],
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
