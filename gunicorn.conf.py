@@ -113,7 +113,49 @@ def on_starting(server):
     spec = importlib.util.spec_from_file_location("_herald_config_check", path)
     config = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(config)
-    config.load_config()
+    settings = config.load_config()
+    _start_metrics(server, settings, config.herald_version())
+
+
+_metrics = None  # api/metrics.py, loaded by path when HERALD_METRICS is on (on_starting)
+
+
+def _start_metrics(server, settings, version):
+    """Metrics on: every process writes to METRICS_DIR (the workers inherit the variable). A
+    fresh master wipes the previous run's samples; a USR2 master (`server.master_pid` set
+    from GUNICORN_PID) shares the directory with the live workers of the old one: no wipe.
+    bind:<host:port>: this master serves the scrape there."""
+    global _metrics
+    if settings["METRICS"] == "off":
+        return
+    import importlib.util
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = settings["METRICS_DIR"]
+    spec = importlib.util.spec_from_file_location(
+        "_herald_metrics", os.path.join(_ROOT, "api", "metrics.py")
+    )
+    _metrics = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(_metrics)
+    _metrics.METRICS_DIR = settings["METRICS_DIR"]
+    if not server.master_pid:
+        removed = _metrics.clean_multiprocess_dir(settings["METRICS_DIR"])
+        server.log.info("metrics: %d old sample files removed", removed)
+    else:
+        os.makedirs(settings["METRICS_DIR"], exist_ok=True)
+    if settings["METRICS"] == "bind":
+        _metrics.serve_forever(settings, version)
+
+
+def post_fork(server, worker):
+    """A worker does not keep the master's metrics listener open."""
+    if _metrics is not None:
+        _metrics.close_listener_copy()
+
+
+def child_exit(server, worker):
+    """A worker exited: its live gauges leave the sum (prometheus_client multiprocess)."""
+    if _metrics is not None:
+        _metrics.mark_process_dead(worker.pid, _metrics.METRICS_DIR)
 
 
 def pre_fork(server, worker):

@@ -13,6 +13,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from api.config import ROOT, load_config
 from api.extensions import db, init_db_ping, init_redis, migrate, openapi
 from api.logging_setup import configure_logging
+from api.metrics import init_app as init_metrics
 
 OPENAPI_SETTINGS = {
     "API_TITLE": "Herald",
@@ -56,6 +57,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     init_redis(app)
     init_celery(app)
+    init_metrics(app)  # before the request hooks: its timer starts first
     from api.errors import document_errors
 
     document_errors(app, openapi)
@@ -83,6 +85,7 @@ def register_blueprints(app: Flask) -> None:
         event_types,
         health,
         messages,
+        operational_webhooks,
         portal,
     )
 
@@ -95,9 +98,13 @@ def register_blueprints(app: Flask) -> None:
         messages,
         attempts,
         background_tasks,
+        operational_webhooks,
     ):
         openapi.register_blueprint(module.blp)
     app.register_blueprint(portal.blp)  # a web page, not Svix API: kept out of the OpenAPI document
+    from api.blueprints import metrics as metrics_blueprint
+
+    app.register_blueprint(metrics_blueprint.blp)  # Prometheus, not Svix API: not in the document
 
 
 def register_request_hooks(app: Flask) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,15 @@ ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = ("development", "testing", "production")
 DEFAULT_RETRY_SCHEDULE = "5,300,1800,7200,18000,36000,36000"
 LOOPBACK_SUBNETS = "127.0.0.0/8,::1/128"
+
+
+def herald_version() -> str:
+    """Herald's version from pyproject.toml (no installed distribution needed)."""
+    try:
+        with open(ROOT / "pyproject.toml", "rb") as handle:
+            return str(tomllib.load(handle)["project"]["version"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "0"
 
 
 class ConfigError(SystemExit):
@@ -51,6 +61,9 @@ BASE: dict[str, Any] = {
     # who may frame the consumer portal (/portal/): CSP frame-ancestors sources; `*` lets any
     # site embed it (svix-react's <AppPortal>); operators should name their product's origins
     "PORTAL_FRAME_ANCESTORS": "*",
+    # Prometheus /metrics (api/metrics.py): off, token:<bearer> or bind:<host:port>
+    "METRICS": "off",
+    "METRICS_DIR": None,  # None: <HERALD_RUN_DIR or var/run>/metrics
 }
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -130,6 +143,33 @@ def parse_public_url(value: str | None) -> str | None:
     return str(value).strip().rstrip("/")
 
 
+def parse_metrics(value: str) -> tuple[str, str | None, tuple[str, int] | None]:
+    """HERALD_METRICS: `off`, `token:<bearer>` or `bind:<host:port>`; returns (mode, token,
+    (host, port))."""
+    text = str(value or "off").strip()
+    mode, _, arg = text.partition(":")
+    if mode == "off" and not arg:
+        return "off", None, None
+    if mode == "token" and len(arg) >= 16 and not any(c.isspace() for c in arg):
+        return "token", arg, None
+    if mode == "bind":
+        host, _, port = arg.rpartition(":")
+        if host and port.isdigit() and 0 < int(port) < 65536:
+            return "bind", None, (host.strip("[]"), int(port))
+    raise ConfigError(
+        "HERALD_METRICS must be off, token:<a bearer secret of 16+ characters> or "
+        f"bind:<host:port> (e.g. bind:127.0.0.1:9100), got {text[:40]!r}"
+    )
+
+
+def metrics_dir(config: Mapping[str, Any]) -> str:
+    """The prometheus_client multiprocess directory: HERALD_METRICS_DIR, else a `metrics`
+    folder in HERALD_RUN_DIR (var/run by default, as gunicorn.conf.py's runtime files)."""
+    if config.get("METRICS_DIR"):
+        return str(config["METRICS_DIR"])
+    return str(Path(config.get("RUN_DIR") or ROOT / "var" / "run") / "metrics")
+
+
 def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
     """Read HERALD_* (prefix stripped) and the conventional unprefixed names."""
     values: dict[str, Any] = {}
@@ -173,6 +213,10 @@ def _coerce(config: dict[str, Any]) -> None:
     config["WHITELIST_SUBNETS"] = parse_subnets(config["WHITELIST_SUBNETS"])
     config["PUBLIC_URL"] = parse_public_url(config["PUBLIC_URL"])
     config["PORTAL_FRAME_ANCESTORS"] = parse_frame_ancestors(config["PORTAL_FRAME_ANCESTORS"])
+    config["METRICS"], config["METRICS_TOKEN"], config["METRICS_BIND"] = parse_metrics(
+        config["METRICS"]
+    )
+    config["METRICS_DIR"] = metrics_dir(config)
     if config["SQLALCHEMY_DATABASE_URI"]:
         config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(
             config["SQLALCHEMY_DATABASE_URI"]

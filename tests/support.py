@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -238,3 +239,53 @@ def no_pump_awake(client: Any) -> None:
 
     client.delete(QUEUE, outbox.AWAKE_KEY)
     time.sleep(outbox.WAKE_WINDOW)
+
+
+# Svix's operational-webhook event schemas (OpenAPI 3.0), vendored self-contained in
+# tests/data/svix_operational_events.json (tests/services/test_operational_events.py checks it
+# against ../shared/svix/openapi-cloud.json where that is present).
+SVIX_EVENT_SCHEMAS = Path(__file__).resolve().parent / "data" / "svix_operational_events.json"
+SVIX_EVENTS = {
+    "endpoint.created": "EndpointCreatedEvent",
+    "endpoint.updated": "EndpointUpdatedEvent",
+    "endpoint.deleted": "EndpointDeletedEvent",
+    "endpoint.disabled": "EndpointDisabledEvent",
+    "endpoint.enabled": "EndpointEnabledEvent",
+    "message.attempt.failing": "MessageAttemptFailingEvent",
+    "message.attempt.exhausted": "MessageAttemptExhaustedEvent",
+    "message.attempt.recovered": "MessageAttemptRecoveredEvent",
+    "background_task.finished": "BackgroundTaskFinishedEvent",
+}
+
+
+def svix_event_schemas(spec: dict[str, Any]) -> dict[str, Any]:
+    """{event type: its JSON Schema}: the spec's event schema with every $ref inlined and
+    OpenAPI's `nullable` written as JSON Schema's null type."""
+    components = spec["components"]["schemas"]
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if "$ref" in node:
+            extra = {k: v for k, v in node.items() if k != "$ref"}
+            return {**inline(components[node["$ref"].split("/")[-1]]), **inline(extra)}
+        out = {k: inline(v) for k, v in node.items() if k not in ("example", "description")}
+        if out.pop("nullable", False):
+            out = {"anyOf": [out, {"type": "null"}]}
+        return out
+
+    return {event: inline(components[name]) for event, name in SVIX_EVENTS.items()}
+
+
+def svix_event_errors(body: dict[str, Any]) -> list[str]:
+    """Why `body` is not a valid Svix operational webhook of its `type` ([] when it is)."""
+    import jsonschema
+
+    schemas = json.loads(SVIX_EVENT_SCHEMAS.read_text())
+    schema = schemas.get(body.get("type"))
+    if schema is None:
+        return [f"unknown event type {body.get('type')!r}"]
+    validator = jsonschema.Draft7Validator(schema)
+    return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(body)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.extensions import db
@@ -26,6 +26,11 @@ class Application(Timestamps, db.Model):  # type: ignore[name-defined]
     name: Mapped[str] = mapped_column(String(256), nullable=False)
     throttle_rate: Mapped[int | None] = mapped_column(Integer)
     metadata_: Mapped[dict[str, Any]] = json_column(default=dict, nullable=False, name="metadata")
+    # the org's operational-webhook application (api/services/operational_webhooks.py): never
+    # listed by GET /api/v1/app
+    internal: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false(), nullable=False
+    )
 
 
 class AppRouting(db.Model):  # type: ignore[name-defined]

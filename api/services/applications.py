@@ -89,7 +89,7 @@ def list_applications(
     """One page of the org's applications, ascending by id unless `order` is descending;
     `without_endpoints=False` leaves out apps with no endpoint, `only_disabled=False` those
     whose endpoints are all disabled (and so those with none)."""
-    query = select(Application).where(Application.org_id == org_id)
+    query = select(Application).where(Application.org_id == org_id, ~Application.internal)
     owned = select(Endpoint.id).where(Endpoint.app_id == Application.id)
     if not only_disabled:
         query = query.where(owned.where(~Endpoint.disabled).exists())

@@ -14,6 +14,7 @@ from api.ids import boundary_id
 from api.models import BackgroundTask, Message
 from api.models.common import utcnow
 from api.pagination import Page, paginate
+from api.services import operational_events
 from api.services.filters import LIST_WINDOW
 from api.services.lookup import get_application
 from api.services.queue import enqueue
@@ -98,4 +99,5 @@ def run_purge_content(task_id: str) -> int:
     task.status, task.data = FINISHED, {**data, "purged": purged}
     db.session.commit()
     logger.info("purge_content.finished", extra={"task_id": task_id, "purged": purged})
+    operational_events.emit_task_finished(task)
     return purged

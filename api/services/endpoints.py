@@ -17,6 +17,7 @@ from api.extensions import db
 from api.models import Application, Delivery, Endpoint
 from api.models.common import utcnow
 from api.pagination import Page, paginate
+from api.services import operational_events
 from api.services.delivery import outbox, signing
 from api.services.event_types import check_event_types
 from api.services.lookup import get_app_endpoint, get_application, get_endpoint
@@ -78,7 +79,7 @@ def get_endpoint_secret(org_id: str, app_id_or_uid: str, endpoint_id_or_uid: str
 
 def _check(org_id: str, app: Application, data: dict[str, Any], current: Endpoint | None) -> None:
     """Event types must be live; the uid must be free within the app."""
-    if data.get("event_types"):
+    if data.get("event_types") and not app.internal:  # operational: checked by its service
         check_event_types(org_id, data["event_types"])
     uid = data.get("uid")
     if uid is not None:
@@ -90,11 +91,12 @@ def _check(org_id: str, app: Application, data: dict[str, Any], current: Endpoin
 
 
 def _apply(endpoint: Endpoint, data: dict[str, Any]) -> None:
+    enabling = data.get("disabled") is False and bool(endpoint.disabled)
     for name in FIELDS:
         if name in data:
             value = data[name]
             setattr(endpoint, name, {} if name == "metadata_" and value is None else value)
-    if data.get("disabled") is False:  # re-enabled: restart the auto-disable clock
+    if enabling:  # re-enabled: restart the auto-disable clock
         endpoint.first_failure_at = None
 
 
@@ -125,6 +127,7 @@ def create_endpoint(org_id: str, app_id_or_uid: str, data: dict[str, Any]) -> En
     _apply(endpoint, data)
     _commit()
     logger.info("endpoint.created", extra={"app_id": app.id, "endpoint_id": endpoint.id})
+    operational_events.emit_endpoint_event(operational_events.ENDPOINT_CREATED, app, endpoint)
     return endpoint
 
 
@@ -155,10 +158,15 @@ def upsert_endpoint(
         data["uid"] = path_uid
     _check(org_id, app, data, endpoint)
     created = endpoint is None
+    was_disabled = endpoint is not None and endpoint.disabled
     if endpoint is None:
         endpoint = _new_endpoint(app, data)
     _apply(endpoint, data)
     _commit()
+    if created:
+        operational_events.emit_endpoint_event(operational_events.ENDPOINT_CREATED, app, endpoint)
+    else:
+        operational_events.emit_endpoint_changed(app, endpoint, was_disabled)
     return endpoint, created
 
 
@@ -168,19 +176,23 @@ def patch_endpoint(
     """Update only the fields present (null clears uid, throttleRate, eventTypes, channels)."""
     app = get_application(org_id, app_id_or_uid)
     endpoint = get_endpoint(app, endpoint_id_or_uid)
+    was_disabled = endpoint.disabled
     _check(org_id, app, data, endpoint)
     _apply(endpoint, data)
     _commit()
+    operational_events.emit_endpoint_changed(app, endpoint, was_disabled)
     return endpoint
 
 
 def delete_endpoint(org_id: str, app_id_or_uid: str, endpoint_id_or_uid: str) -> None:
     """Delete the endpoint (its deliveries and attempts cascade)."""
-    endpoint = get_app_endpoint(org_id, app_id_or_uid, endpoint_id_or_uid)
+    app = get_application(org_id, app_id_or_uid)
+    endpoint = get_endpoint(app, endpoint_id_or_uid)
     outbox.delete_deliveries(Delivery.endpoint_id == endpoint.id)
     db.session.delete(endpoint)
     db.session.commit()
     logger.info("endpoint.deleted", extra={"endpoint_id": endpoint.id})
+    operational_events.emit_endpoint_event(operational_events.ENDPOINT_DELETED, app, endpoint)
 
 
 def _expiration(old_key: dict[str, str]) -> datetime:

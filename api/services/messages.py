@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from sqlalchemy import Select, UniqueConstraint, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from api import metrics
 from api.errors import Conflict, NotFound, Unprocessable
 from api.extensions import db
 from api.ids import is_id, new_id
@@ -173,6 +174,7 @@ def create_message(org_id: str, app_id_or_uid: str, data: dict[str, Any]) -> Mes
                 routing.CACHE.drop(org_id, app_id_or_uid)
                 continue  # the app or an endpoint changed since we read them: read again
             raise
+    metrics.count_message_accepted()
     if deliveries:
         outbox.wake()
     return message

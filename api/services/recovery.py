@@ -22,7 +22,7 @@ from api.models import (
     TriggerType,
 )
 from api.models.common import utcnow
-from api.services import background_tasks
+from api.services import background_tasks, operational_events
 from api.services.delivery import outbox
 from api.services.filters import clamp_moment
 from api.services.lookup import (
@@ -139,6 +139,7 @@ def run_recovery(task_id: str) -> int:
     if endpoint is None:
         task.status, task.data = "failed", {**data, "error": "endpoint not found"}
         db.session.commit()
+        operational_events.emit_task_finished(task)
         return 0
     deliveries = []
     if not endpoint.disabled:  # disabled endpoints receive nothing, not even recoveries
@@ -152,6 +153,7 @@ def run_recovery(task_id: str) -> int:
     if deliveries:
         outbox.wake()
     logger.info("recover.finished", extra={"task_id": task.id, "resent": len(deliveries)})
+    operational_events.emit_task_finished(task)
     return len(deliveries)
 
 
@@ -239,6 +241,7 @@ def run_replay(task_id: str) -> int:
             outbox.wake()
         if done:
             logger.info("replay.finished", extra={"task_id": task_id, "resent": queued})
+            operational_events.emit_task_finished(task)
             return queued
 
 

@@ -140,3 +140,31 @@ def app_token_headers(
     chosen = DEFAULT_CAPABILITIES if capabilities is None else capabilities
     _, plain = tokens.create_app_token(app, chosen, feature_flags, expiry, session_id)
     return {"Authorization": f"Bearer {plain}"}
+
+
+def leased_job(delivery: Delivery, attempt_count: int | None = None) -> Any:
+    """The delivery leased to the test as the claim would, and its Job (after `attempt_count`
+    earlier attempts when given)."""
+    from api.services.delivery.job import Job
+
+    if attempt_count is not None:
+        delivery.attempt_count = attempt_count
+    delivery.lease_token, delivery.next_attempt_at = "test-lease", utcnow() + timedelta(seconds=10)
+    db.session.commit()
+    endpoint = db.session.get(Endpoint, delivery.endpoint_id)
+    assert endpoint is not None
+    return Job(
+        delivery.id,
+        "test-lease",
+        delivery.msg_id,
+        delivery.app_id,
+        delivery.endpoint_id,
+        "http://x",
+        delivery.trigger_type,
+        delivery.attempt_count,
+        b"{}",
+        [endpoint.secret],
+        {},
+        None,
+        endpoint.first_failure_at,
+    )

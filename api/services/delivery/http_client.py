@@ -285,6 +285,7 @@ class Outcome:
     retry_after: str | None = None
     response_headers: tuple[tuple[str, str], ...] | None = None  # None: no response came back
     sent_headers: tuple[tuple[str, str], ...] | None = None  # set by send.send
+    blocked: bool = False  # refused by the SSRF guard (nothing was sent)
 
     @property
     def ok(self) -> bool:
@@ -429,7 +430,7 @@ def _post(
                 if tries == 2 or not fast or "NewConnectionError" not in repr(exc):
                     raise
     except DestinationBlocked as exc:
-        return Outcome(0, str(exc), elapsed())
+        return Outcome(0, str(exc), elapsed(), blocked=True)
     except requests.Timeout as exc:
         return Outcome(
             0, f"timeout after {timeout:g}s: {type(exc).__name__}", elapsed(), timed_out=True

@@ -16,11 +16,12 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import insert, update
 
+from api import metrics
 from api.extensions import db
 from api.ids import new_id
 from api.models import MessageAttempt, MessageStatus, TriggerType
 from api.models.common import utcnow
-from api.services import driver
+from api.services import driver, operational_events
 from api.services.delivery import retry
 from api.services.delivery.http_client import Outcome
 from api.services.delivery.job import ENDPOINT, Job, fenced_update
@@ -76,6 +77,7 @@ class _Row:
     next_at: datetime | None
     count: int
     attempt_status: int | None  # None: a park, no attempt
+    attempt_id: str | None = None  # the attempt row's id (None: a park)
 
 
 def next_state(job: Job, outcome: Outcome, now: datetime) -> tuple[int, datetime | None]:
@@ -127,7 +129,8 @@ def _row(result: Result, now: datetime) -> _Row:
         return _Row(result, MessageStatus.SENDING, park, job.attempt_count, None)
     status, next_at = next_state(job, outcome, now)
     attempt_status = MessageStatus.SUCCESS if outcome.ok else MessageStatus.FAIL
-    return _Row(result, status, next_at, job.attempt_count + 1, attempt_status)
+    attempt_id = new_id("atmpt")
+    return _Row(result, status, next_at, job.attempt_count + 1, attempt_status, attempt_id)
 
 
 def _write_postgresql(rows: Sequence[_Row], now: datetime) -> set[str]:
@@ -143,7 +146,7 @@ def _write_postgresql(rows: Sequence[_Row], now: datetime) -> set[str]:
         "statuses": column(lambda r: int(r.status)),
         "next_ats": column(lambda r: r.next_at),
         "counts": column(lambda r: r.count),
-        "attempt_ids": column(lambda r: new_id("atmpt") if r.attempt_status is not None else None),
+        "attempt_ids": column(lambda r: r.attempt_id),
         "urls": column(lambda r: r.result.job.url),
         "responses": attempted(lambda o: o.response),
         "codes": attempted(lambda o: o.status_code),
@@ -170,7 +173,7 @@ def _write_generic(rows: Sequence[_Row], now: datetime) -> set[str]:
         if outcome is not None:
             db.session.execute(
                 insert(MessageAttempt.__table__).values(
-                    id=new_id("atmpt"),
+                    id=row.attempt_id,
                     msg_id=job.msg_id,
                     endpoint_id=job.endpoint_id,
                     delivery_id=job.delivery_id,
@@ -190,17 +193,29 @@ def _write_generic(rows: Sequence[_Row], now: datetime) -> set[str]:
     return written
 
 
-def _track_endpoint_health(rows: Sequence[_Row], now: datetime) -> None:
+def _exhausted(row: _Row) -> bool:
+    """An attempt that failed and left its delivery no retry (FAIL)."""
+    return row.attempt_status == MessageStatus.FAIL and row.status == MessageStatus.FAIL
+
+
+def _track_endpoint_health(
+    rows: Sequence[_Row], now: datetime
+) -> list[operational_events.DisabledEndpoint]:
     """Per endpoint, its latest attempt in the batch: a success resets the failure clock; a
-    failure starts it, or disables the endpoint once it has run for ENDPOINT_DISABLE_AFTER.
+    failure starts it; Svix's rule: when a message exhausts its retries and the clock has run
+    for ENDPOINT_DISABLE_AFTER, the endpoint is disabled. Returns those disabled.
 
     Decided from the jobs' snapshots, so the common cases (healthy and succeeding, or
     already failing within the window) cost no write.
     """
     latest: dict[str, tuple[Job, bool]] = {}
+    exhausted: set[str] = set()
     for row in rows:
         if row.result.outcome is not None:
             latest[row.result.job.endpoint_id] = (row.result.job, row.result.outcome.ok)
+        if _exhausted(row):
+            exhausted.add(row.result.job.endpoint_id)
+    disabled_now = []
     ep = ENDPOINT.c
     cutoff = now - timedelta(seconds=current_app.config["ENDPOINT_DISABLE_AFTER"])
     for endpoint_id, (job, ok) in sorted(latest.items()):
@@ -214,7 +229,7 @@ def _track_endpoint_health(rows: Sequence[_Row], now: datetime) -> None:
                 .where(ep.id == endpoint_id, ep.first_failure_at.is_(None))
                 .values(first_failure_at=now)
             )
-        elif not ok and job.first_failure_at <= cutoff:  # type: ignore[operator]
+        elif not ok and endpoint_id in exhausted and job.first_failure_at <= cutoff:  # type: ignore[operator]
             disabled = db.session.execute(
                 update(ENDPOINT)
                 .where(ep.id == endpoint_id, ep.first_failure_at <= cutoff, ~ep.disabled)
@@ -222,6 +237,43 @@ def _track_endpoint_health(rows: Sequence[_Row], now: datetime) -> None:
             )
             if disabled.rowcount:  # type: ignore[attr-defined]
                 logger.warning("endpoint.auto_disabled", extra={"endpoint_id": endpoint_id})
+                metrics.count_endpoint_disabled()
+                disabled_now.append(
+                    operational_events.DisabledEndpoint(
+                        job.app_id, endpoint_id, job.first_failure_at
+                    )
+                )
+    return disabled_now
+
+
+def _attempt_events(rows: Sequence[_Row], now: datetime) -> list[operational_events.AttemptEvent]:
+    """The recorded attempts that crossed an operational-webhook threshold: the fourth failure
+    (failing), the last (exhausted), a success after failing was sent (recovered)."""
+    events = []
+    for row in rows:
+        job, outcome = row.result.job, row.result.outcome
+        if outcome is None or row.attempt_id is None:
+            continue
+        kinds = []
+        if not outcome.ok and row.count == operational_events.FAILING_AFTER:
+            kinds.append(operational_events.ATTEMPT_FAILING)
+        if _exhausted(row):
+            kinds.append(operational_events.ATTEMPT_EXHAUSTED)
+        if outcome.ok and job.attempt_count >= operational_events.FAILING_AFTER:
+            kinds.append(operational_events.ATTEMPT_RECOVERED)
+        for kind in kinds:
+            events.append(
+                operational_events.AttemptEvent(
+                    kind,
+                    job.app_id,
+                    job.endpoint_id,
+                    job.msg_id,
+                    row.attempt_id,
+                    outcome.status_code,
+                    now,
+                )
+            )
+    return events
 
 
 _LABELS = {0: "success", 2: "failed"}
@@ -231,8 +283,10 @@ def _record(results: Sequence[Result], now: datetime) -> list[str]:
     rows = [_row(result, now) for result in results]
     write = _write_postgresql if db.engine.dialect.name == "postgresql" else _write_generic
     written = write(rows, now)
-    _track_endpoint_health([row for row in rows if row.result.job.delivery_id in written], now)
+    done = [row for row in rows if row.result.job.delivery_id in written]
+    disabled = _track_endpoint_health(done, now)
     driver.commit()
+    operational_events.emit_delivery_events(_attempt_events(done, now), disabled)  # never raises
     labels = []
     for row in rows:
         job, outcome = row.result.job, row.result.outcome
@@ -244,6 +298,7 @@ def _record(results: Sequence[Result], now: datetime) -> list[str]:
         else:
             label = _LABELS.get(int(row.status), "retry")
             labels.append(label)
+            metrics.count_attempt(outcome, label)
             logger.info(
                 "delivery.attempted",
                 extra={

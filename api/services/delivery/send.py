@@ -6,29 +6,19 @@ Runs in a pump's sender threads (pump.py); what it returns is recorded by record
 from __future__ import annotations
 
 import time
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import redis
 
-from api.config import ROOT
+from api import metrics
+from api.config import herald_version
 from api.services.delivery import throttle
 from api.services.delivery.http_client import Network, Outcome, post
 from api.services.delivery.job import Job
 from api.services.delivery.signing import webhook_headers
 
-
-def _version() -> str:
-    """Herald's version from pyproject.toml (no installed distribution needed)."""
-    try:
-        with open(ROOT / "pyproject.toml", "rb") as handle:
-            return str(tomllib.load(handle)["project"]["version"])
-    except (OSError, KeyError, tomllib.TOMLDecodeError):
-        return "0"
-
-
-USER_AGENT = f"Herald-Webhooks/{_version()}"
+USER_AGENT = f"Herald-Webhooks/{herald_version()}"
 
 THROTTLE_INLINE_WAIT = 1.0  # a throttle wait up to this long is slept in the sender thread
 
@@ -71,6 +61,8 @@ def attempt(job: Job, settings: Settings, client: redis.Redis) -> Result:
         wait = throttle.reserve_slot(
             client, job.endpoint_id, job.delivery_id, float(job.throttle_rate), THROTTLE_INLINE_WAIT
         )
+        if wait > 0:
+            metrics.count_throttle_wait(parked=wait > THROTTLE_INLINE_WAIT)
         if wait > THROTTLE_INLINE_WAIT:
             return Result(job, None, wait)
         if wait > 0:

@@ -237,11 +237,19 @@ def test_record_outcome_auto_disables_after_continuous_failure(
     limit = app.config["ENDPOINT_DISABLE_AFTER"]
     d = seed("http://127.0.0.1:9/")
     endpoint_id = d.endpoint_id
-    for offset, expect_disabled in ((0, False), (limit - 60, False), (limit + 1, True)):
+    last = len(app.config["RETRY_SCHEDULE"])  # Svix's rule: disabled when a message exhausts
+    steps = (
+        (0, last, False),
+        (limit - 60, last, False),
+        (limit + 1, 0, False),
+        (limit + 2, last, True),
+    )
+    for offset, earlier_attempts, expect_disabled in steps:
         moment = start + timedelta(seconds=offset)
         with freeze_time(moment):
             d = seed("http://127.0.0.1:9/")
             d.endpoint_id = endpoint_id
+            d.attempt_count = earlier_attempts
             db.session.commit()
             record_outcome(_job(d), Outcome(500, "", 1), moment)
         db.session.expire_all()

@@ -1,0 +1,237 @@
+"""Operational webhooks, the sending side: Svix's events about an org's endpoints, deliveries
+and background tasks, each stored as an ordinary message of the org's internal application
+(`Application.internal`), so it is routed, signed, retried, logged and recoverable exactly
+like every other delivery.
+
+Every `emit_*` runs after the triggering commit and never raises: a failure to emit is logged
+and rolled back, never breaking the API call or the delivery recording that triggered it
+(a crash between that commit and the emission loses the event: at most once). Nothing is
+emitted about the internal application's own endpoints and deliveries (no loops), and nothing
+at all until the org has one (its first operational-webhook endpoint creates it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from api.extensions import db
+from api.models import Application, BackgroundTask, Endpoint, Message
+from api.services.messages import create_message
+
+logger = logging.getLogger(__name__)
+
+INTERNAL_UID = "herald/operational"  # a '/' is in no user uid and in no URL path segment
+ENDPOINT_CREATED = "endpoint.created"
+ENDPOINT_UPDATED = "endpoint.updated"
+ENDPOINT_DELETED = "endpoint.deleted"
+ENDPOINT_DISABLED = "endpoint.disabled"
+ENDPOINT_ENABLED = "endpoint.enabled"
+ATTEMPT_FAILING = "message.attempt.failing"
+ATTEMPT_EXHAUSTED = "message.attempt.exhausted"
+ATTEMPT_RECOVERED = "message.attempt.recovered"
+TASK_FINISHED = "background_task.finished"
+EVENT_TYPES = (
+    ENDPOINT_CREATED,
+    ENDPOINT_UPDATED,
+    ENDPOINT_DELETED,
+    ENDPOINT_DISABLED,
+    ENDPOINT_ENABLED,
+    ATTEMPT_FAILING,
+    ATTEMPT_EXHAUSTED,
+    ATTEMPT_RECOVERED,
+    TASK_FINISHED,
+)
+FAILING_AFTER = 4  # message.attempt.failing is sent on a delivery's fourth failed attempt
+
+
+@dataclass(frozen=True)
+class AttemptEvent:
+    """A recorded attempt that crossed a threshold (record.py decides which)."""
+
+    event_type: str
+    app_id: str
+    endpoint_id: str
+    msg_id: str
+    attempt_id: str
+    status_code: int | None
+    timestamp: datetime
+
+
+@dataclass(frozen=True)
+class DisabledEndpoint:
+    """An endpoint the delivery engine has just disabled, and since when it was failing."""
+
+    app_id: str
+    endpoint_id: str
+    fail_since: datetime | None
+
+
+def find_internal_app_id(org_id: str) -> str | None:
+    """The id of the org's internal application, or None when it has none yet."""
+    return db.session.scalar(
+        select(Application.id).where(Application.org_id == org_id, Application.internal)
+    )
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def emit(org_id: str, event_type: str, data: dict[str, Any]) -> None:
+    """Store `{"data": …, "type": …}` as a message of the org's internal application (after
+    the trigger's commit); never raises."""
+    try:
+        app_id = find_internal_app_id(org_id)
+        if app_id is None:
+            return
+        body = json.dumps({"data": data, "type": event_type}, separators=(",", ":"))
+        create_message(org_id, app_id, {"event_type": event_type, "payload_text": body})
+        logger.info("operational_webhook.emitted", extra={"event_type": event_type})
+    except Exception:
+        db.session.rollback()
+        logger.exception("operational_webhook.emit_failed", extra={"event_type": event_type})
+
+
+def _endpoint_data(app: Application, endpoint: Endpoint) -> dict[str, Any]:
+    return {
+        "appId": app.id,
+        "appUid": app.uid,
+        "endpointId": endpoint.id,
+        "endpointUid": endpoint.uid,
+    }
+
+
+def emit_endpoint_event(event_type: str, app: Application, endpoint: Endpoint) -> None:
+    """endpoint.created / updated / deleted / enabled, or disabled by the API (`manual`)."""
+    if app.internal:
+        return
+    try:
+        data = _endpoint_data(app, endpoint)
+    except Exception:  # a deleted endpoint's expired row: nothing to read it from
+        db.session.rollback()
+        logger.exception("operational_webhook.emit_failed", extra={"event_type": event_type})
+        return
+    if event_type == ENDPOINT_DISABLED:
+        data.update(failSince=_iso(endpoint.first_failure_at), trigger="manual")
+    emit(app.org_id, event_type, data)
+
+
+def emit_endpoint_changed(app: Application, endpoint: Endpoint, was_disabled: bool) -> None:
+    """endpoint.updated, and endpoint.disabled / endpoint.enabled when `disabled` flipped."""
+    emit_endpoint_event(ENDPOINT_UPDATED, app, endpoint)
+    if endpoint.disabled != was_disabled:
+        emit_endpoint_event(
+            ENDPOINT_DISABLED if endpoint.disabled else ENDPOINT_ENABLED, app, endpoint
+        )
+
+
+def emit_delivery_events(
+    attempts: Sequence[AttemptEvent], disabled: Sequence[DisabledEndpoint] = ()
+) -> None:
+    """message.attempt.* for attempts that crossed a threshold, then endpoint.disabled
+    (`automatic`) for endpoints the recording disabled; never raises."""
+    if not attempts and not disabled:
+        return
+    try:
+        events = _delivery_events(attempts, disabled)
+    except Exception:
+        db.session.rollback()
+        logger.exception("operational_webhook.emit_failed", extra={"events": len(attempts)})
+        return
+    for org_id, event_type, data in events:
+        emit(org_id, event_type, data)
+
+
+def _delivery_events(
+    attempts: Sequence[AttemptEvent], disabled: Sequence[DisabledEndpoint]
+) -> list[tuple[str, str, dict[str, Any]]]:
+    app_ids = {a.app_id for a in attempts} | {d.app_id for d in disabled}
+    apps = {
+        app.id: app
+        for app in db.session.scalars(select(Application).where(Application.id.in_(app_ids)))
+    }
+    msg_ids = {a.msg_id for a in attempts}
+    event_ids = dict(
+        db.session.execute(select(Message.id, Message.event_id).where(Message.id.in_(msg_ids)))
+        .tuples()
+        .all()
+    )
+    events = []
+    for attempt in attempts:
+        app = apps.get(attempt.app_id)
+        if app is None or app.internal:
+            continue
+        data = {
+            "appId": app.id,
+            "appUid": app.uid,
+            "msgId": attempt.msg_id,
+            "msgEventId": event_ids.get(attempt.msg_id),
+            "endpointId": attempt.endpoint_id,
+            "lastAttempt": {
+                "id": attempt.attempt_id,
+                "responseStatusCode": attempt.status_code or 0,
+                "timestamp": _iso(attempt.timestamp),
+            },
+        }
+        events.append((app.org_id, attempt.event_type, data))
+    endpoint_uids = dict(
+        db.session.execute(
+            select(Endpoint.id, Endpoint.uid).where(
+                Endpoint.id.in_({d.endpoint_id for d in disabled})
+            )
+        )
+        .tuples()
+        .all()
+    )
+    for item in disabled:
+        app = apps.get(item.app_id)
+        if app is None or app.internal:
+            continue
+        data = {
+            "appId": app.id,
+            "appUid": app.uid,
+            "endpointId": item.endpoint_id,
+            "endpointUid": endpoint_uids.get(item.endpoint_id),
+            "failSince": _iso(item.fail_since),
+            "trigger": "automatic",
+        }
+        events.append((app.org_id, ENDPOINT_DISABLED, data))
+    return events
+
+
+def _task_data(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """Svix's `data` of a finished task: `messages_purged` for a purge, else `messages_sent`
+    with the endpoint and the window (Herald's task rows keep their own keys)."""
+    if "purged" in data or kind == "application.purge_content":
+        return {"messages_purged": int(data.get("purged", 0))}
+    since, until = data.get("since"), data.get("until")
+    return {
+        "messages_sent": int(data.get("resent", 0)),
+        "endp_id": data.get("endpointId"),
+        "since": since.replace("+00:00", "Z") if isinstance(since, str) else None,
+        "until": until.replace("+00:00", "Z") if isinstance(until, str) else None,
+    }
+
+
+def emit_task_finished(task: BackgroundTask) -> None:
+    """background_task.finished for a task that has just ended (finished or failed)."""
+    try:
+        org_id = task.org_id
+        data = {
+            "taskId": task.id,
+            "task": task.task,
+            "status": task.status,
+            "data": _task_data(task.task, dict(task.data)),
+        }
+    except Exception:
+        db.session.rollback()
+        logger.exception("operational_webhook.emit_failed", extra={"event_type": TASK_FINISHED})
+        return
+    emit(org_id, TASK_FINISHED, data)
