@@ -17,7 +17,12 @@ logger = logging.getLogger(__name__)
 def purge_expired_payloads(
     batch_size: int = 1000, max_batches: int = 100, now: datetime | None = None
 ) -> int:
-    """Null expired payloads in committed batches; returns how many messages were purged."""
+    """Null expired payloads in committed batches; returns how many messages were purged.
+
+    Safe to run twice at once (a `beat` on each host): each batch locks its rows and skips
+    rows another run holds (PostgreSQL), and re-checks that a payload is still there, so the
+    runs share the work, never wait on each other in a circle, and count each message once.
+    """
     moment = now or utcnow()
     purged = 0
     for _ in range(max_batches):
@@ -25,10 +30,13 @@ def purge_expired_payloads(
             select(Message.id)
             .where(Message.expiration <= moment, Message.payload.is_not(None))
             .limit(batch_size)
+            .with_for_update(skip_locked=True)
             .scalar_subquery()
         )
         result = db.session.execute(
-            update(Message).where(Message.id.in_(ids)).values(payload=None),
+            update(Message)
+            .where(Message.id.in_(ids), Message.payload.is_not(None))
+            .values(payload=None),
             execution_options={"synchronize_session": False},
         )
         db.session.commit()
