@@ -217,3 +217,41 @@ def test_metrics_bind_mode_serves_the_scrape_from_the_master(web: GunicornServer
 
     text = eventually(scraped, what="the master's metrics listener")
     assert value(text, "herald_build_info", version="0.1.0") == 1
+
+
+def test_metrics_survive_a_usr2_hand_off(web: GunicornServer) -> None:
+    """The new master of a USR2 deploy keeps the old workers' samples (it does not clean the
+    directory the live generation writes into), and the old workers' exit drops nothing but
+    their live gauges: the counters go on from where they were."""
+    web.env["HERALD_METRICS"] = f"token:{METRICS_TOKEN}"
+    web.start()
+
+    def pings() -> float:
+        r = requests.get(
+            web.base_url + "/metrics",
+            headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
+            timeout=REQUEST_TIMEOUT,
+        )
+        assert r.status_code == 200, r.text
+        found = value(
+            r.text,
+            "herald_http_requests_total",
+            method="GET",
+            route="/api/v1/health/ping",
+            status="204",
+        )
+        return found or 0.0
+
+    start = pings()  # the harness pinged while the workers booted
+    for _ in range(20):
+        assert web.ping()
+    before = pings()
+    assert before >= start + 20
+    old_workers = set(web.worker_pids(web.master_pid() or 0))
+    done = web.deploy()
+    assert done.returncode == 0, done.stdout + done.stderr
+    new_workers = set(web.worker_pids(web.master_pid() or 0))
+    assert new_workers and not new_workers & old_workers  # a new generation serves
+    for _ in range(5):
+        assert web.ping()
+    assert pings() >= before + 5  # not restarted from zero by the new master
