@@ -142,9 +142,11 @@ def app_token_headers(
     return {"Authorization": f"Bearer {plain}"}
 
 
-def leased_job(delivery: Delivery, attempt_count: int | None = None) -> Any:
+def leased_job(
+    delivery: Delivery, attempt_count: int | None = None, trigger: int | None = None
+) -> Any:
     """The delivery leased to the test as the claim would, and its Job (after `attempt_count`
-    earlier attempts when given)."""
+    earlier attempts when given; `trigger` instead of the row's trigger type when given)."""
     from api.services.delivery.job import Job
 
     if attempt_count is not None:
@@ -160,7 +162,7 @@ def leased_job(delivery: Delivery, attempt_count: int | None = None) -> Any:
         delivery.app_id,
         delivery.endpoint_id,
         "http://x",
-        delivery.trigger_type,
+        delivery.trigger_type if trigger is None else trigger,
         delivery.attempt_count,
         b"{}",
         [endpoint.secret],

@@ -663,3 +663,17 @@ def summary(results: Sequence[Result]) -> str:
         f"{len(results)} requests, {len(failed)} failed, per release {by_release}, "
         f"max latency {worst:.2f}s{first}"
     )
+
+
+def make_token(server: GunicornServer, org_prefix: str) -> str:
+    """A token of a new org, made with the CLI in the server's environment (its database)."""
+    done = subprocess.run(
+        [str(FLASK), "--app", "api", "token", "create", "--org", f"{org_prefix}-{time.time_ns()}"],
+        cwd=ROOT,
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
+    return done.stdout.strip().splitlines()[-1]

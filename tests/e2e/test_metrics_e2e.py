@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,11 +19,11 @@ from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.gunicorn_harness import (
-    FLASK,
     REQUEST_TIMEOUT,
     ROOT,
     GunicornServer,
     ensure_database,
+    make_token,
 )
 from tests.e2e.processes import Stack
 from tests.support import Receiver, eventually, free_port
@@ -64,19 +62,6 @@ def value(text: str, name: str, **labels: str) -> float | None:
     return samples(text).get((name, tuple(sorted(labels.items()))))
 
 
-def make_token(server: GunicornServer) -> str:
-    done = subprocess.run(
-        [str(FLASK), "--app", "api", "token", "create", "--org", f"metrics-{time.time_ns()}"],
-        cwd=ROOT,
-        env=server.env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=True,
-    )
-    return done.stdout.strip().splitlines()[-1]
-
-
 def dashboard_metric_names() -> set[str]:
     """Every herald_* name in the dashboard's panel expressions."""
     panels = json.loads(DASHBOARD.read_text())["panels"]
@@ -101,7 +86,7 @@ def test_metrics_add_up_across_gunicorn_and_celery_and_match_the_dashboard(
     web.env["HERALD_METRICS"] = f"token:{METRICS_TOKEN}"
     web.start()
     assert not (metrics_dir / "counter_999999.db").exists()  # a fresh master cleans the dir
-    token = make_token(web)
+    token = make_token(web, "metrics")
     auth = {"Authorization": f"Bearer {token}", "Connection": "close"}
     stack = Stack(web.env["REDIS_URL"], tmp_path)
     stack.env.update(

@@ -8,9 +8,7 @@ arrived is reported as late (its delivery row is still open) or lost (tests/e2e/
 
 from __future__ import annotations
 
-import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,11 +16,10 @@ import pytest
 import requests
 
 from tests.e2e.gunicorn_harness import (
-    FLASK,
     REQUEST_TIMEOUT,
-    ROOT,
     GunicornServer,
     ensure_database,
+    make_token,
     wait_for,
 )
 from tests.e2e.settle import settle
@@ -39,19 +36,6 @@ def web(tmp_path: Path) -> Iterator[GunicornServer]:
         yield server
     finally:
         server.stop()
-
-
-def make_token(server: GunicornServer) -> str:
-    done = subprocess.run(
-        [str(FLASK), "--app", "api", "token", "create", "--org", f"usr2-{time.time_ns()}"],
-        cwd=ROOT,
-        env=server.env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=True,
-    )
-    return done.stdout.strip().splitlines()[-1]
 
 
 def produce(
@@ -81,7 +65,7 @@ def test_usr2_reload_during_delivery_loses_no_message(
 ) -> None:
     web.set_release("v1")
     web.start()
-    token = make_token(web)
+    token = make_token(web, "usr2")
     auth = {"Authorization": f"Bearer {token}"}
     assert (
         requests.post(

@@ -28,7 +28,7 @@ from api.services.delivery.job import Job
 from api.services.delivery.pump import pump
 from api.services.delivery.record import record_results
 from api.services.delivery.send import USER_AGENT, Result
-from tests.api.factories import OLD_SECRET, PAYLOAD, SECRET, seed
+from tests.api.factories import OLD_SECRET, PAYLOAD, SECRET, leased_job, seed
 from tests.support import Receiver, ScriptedReceiver
 
 
@@ -190,40 +190,17 @@ def test_deliver_throttled_endpoint_parks_without_counting_attempt(
     assert len(receiver.requests) == 1
 
 
-def _job(d: Delivery, trigger: int = TriggerType.SCHEDULED) -> Job:
-    """The job of `d`, leased to this test."""
-    d.lease_token, d.next_attempt_at = "test-lease", utcnow() + timedelta(seconds=10)
-    db.session.commit()
-    endpoint = db.session.get(Endpoint, d.endpoint_id)
-    assert endpoint is not None
-    return Job(
-        d.id,
-        d.lease_token or "",
-        d.msg_id,
-        d.app_id,
-        d.endpoint_id,
-        "http://x",
-        trigger,
-        d.attempt_count,
-        b"{}",
-        [SECRET],
-        {},
-        None,
-        endpoint.first_failure_at,
-    )
-
-
 def test_record_outcome_retry_after_and_429_penalty(db_session: object) -> None:
     d = seed("http://127.0.0.1:9/")
     now = datetime(2026, 5, 1, tzinfo=UTC)
     with freeze_time(now):
-        record_outcome(_job(d), Outcome(429, "", 3, retry_after="100"), now)
+        record_outcome(leased_job(d), Outcome(429, "", 3, retry_after="100"), now)
     assert fresh(d.id).next_attempt_at == now + timedelta(seconds=100)
 
 
 def test_record_outcome_stale_lease_writes_nothing(db_session: object) -> None:
     d = seed("http://127.0.0.1:9/")
-    job = _job(d)
+    job = leased_job(d)
     d.lease_token = "someone-else"
     db.session.commit()
     assert record_outcome(job, Outcome(200, "ok", 1)) == "stale"
@@ -251,7 +228,7 @@ def test_record_outcome_auto_disables_after_continuous_failure(
             d.endpoint_id = endpoint_id
             d.attempt_count = earlier_attempts
             db.session.commit()
-            record_outcome(_job(d), Outcome(500, "", 1), moment)
+            record_outcome(leased_job(d), Outcome(500, "", 1), moment)
         db.session.expire_all()
         endpoint = db.session.get(Endpoint, endpoint_id)
         assert endpoint is not None and endpoint.first_failure_at == start
@@ -260,7 +237,7 @@ def test_record_outcome_auto_disables_after_continuous_failure(
 
 def test_record_outcome_success_resets_failure_clock(db_session: object) -> None:
     d = seed("http://127.0.0.1:9/", first_failure_at=utcnow() - timedelta(days=1))
-    record_outcome(_job(d), Outcome(204, "", 1))
+    record_outcome(leased_job(d), Outcome(204, "", 1))
     db.session.expire_all()
     assert db.session.get(Endpoint, d.endpoint_id).first_failure_at is None  # type: ignore[union-attr]
 
@@ -350,7 +327,7 @@ def test_deliver_trickling_receiver_is_cut_at_the_request_timeout(
 @pytest.mark.postgresql_only  # PostgreSQL text refuses NUL; SQLite stores it
 def test_record_attempt_the_database_refuses_is_recorded_with_a_note(db_session: object) -> None:
     d = seed("http://127.0.0.1:9/")
-    job = _job(d)
+    job = leased_job(d)
     assert record_outcome(job, Outcome(500, "bad\x00text", 7, retry_after="3600")) == "retry"
     [attempt] = attempts_of(d.id)
     assert attempt.response_status_code == 500 and "could not be stored" in attempt.response
