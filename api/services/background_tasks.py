@@ -97,7 +97,7 @@ def run_purge_content(task_id: str) -> int:
     )
     purged = int(getattr(result, "rowcount", 0) or 0)
     task.status, task.data = FINISHED, {**data, "purged": purged}
+    operational_events.emit_task_finished(task)
     db.session.commit()
     logger.info("purge_content.finished", extra={"task_id": task_id, "purged": purged})
-    operational_events.emit_task_finished(task)
     return purged

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg.rows import namedtuple_row
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
@@ -25,6 +26,7 @@ from sqlalchemy.sql import ClauseElement
 from api.extensions import db
 
 _DIALECT = pg_dialect.dialect()
+_BEGIN = text("SELECT 1")  # the driver opens the transaction before its first statement
 
 
 def compiled(statement: ClauseElement) -> str:
@@ -53,6 +55,12 @@ def execute(sql: str, params: dict[str, Any]) -> list[Any]:
     finally:
         if solo and not driver.closed and not connection.invalidated:
             driver.autocommit = False
+
+
+def begin() -> None:
+    """Open a transaction on the session's connection, so the statements run here next join
+    it and commit with what else it holds, instead of each running alone in autocommit."""
+    db.session.execute(_BEGIN)
 
 
 def commit() -> None:

@@ -6,6 +6,7 @@ import base64
 import logging
 import re
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from api.services import operational_events
 from api.services.delivery import outbox, signing
 from api.services.event_types import check_event_types
 from api.services.lookup import get_app_endpoint, get_application, get_endpoint
+from api.services.operational_events import ENDPOINT_CREATED
 
 logger = logging.getLogger(__name__)
 
@@ -100,8 +102,12 @@ def _apply(endpoint: Endpoint, data: dict[str, Any]) -> None:
         endpoint.first_failure_at = None
 
 
-def _commit() -> None:
+def _commit(events: Callable[[], None] | None = None) -> None:
+    """Commit the change with its operational `events` staged in the same transaction."""
     try:
+        db.session.flush()  # ids assigned, constraints checked: then the events
+        if events is not None:
+            events()
         db.session.commit()
     except IntegrityError:  # a concurrent request took the uid
         db.session.rollback()
@@ -125,9 +131,8 @@ def create_endpoint(org_id: str, app_id_or_uid: str, data: dict[str, Any]) -> En
     _check(org_id, app, data, None)
     endpoint = _new_endpoint(app, data)
     _apply(endpoint, data)
-    _commit()
+    _commit(lambda: operational_events.emit_endpoint_event(ENDPOINT_CREATED, app, endpoint))
     logger.info("endpoint.created", extra={"app_id": app.id, "endpoint_id": endpoint.id})
-    operational_events.emit_endpoint_event(operational_events.ENDPOINT_CREATED, app, endpoint)
     return endpoint
 
 
@@ -162,11 +167,10 @@ def upsert_endpoint(
     if endpoint is None:
         endpoint = _new_endpoint(app, data)
     _apply(endpoint, data)
-    _commit()
     if created:
-        operational_events.emit_endpoint_event(operational_events.ENDPOINT_CREATED, app, endpoint)
+        _commit(lambda: operational_events.emit_endpoint_event(ENDPOINT_CREATED, app, endpoint))
     else:
-        operational_events.emit_endpoint_changed(app, endpoint, was_disabled)
+        _commit(lambda: operational_events.emit_endpoint_changed(app, endpoint, was_disabled))
     return endpoint, created
 
 
@@ -179,8 +183,7 @@ def patch_endpoint(
     was_disabled = endpoint.disabled
     _check(org_id, app, data, endpoint)
     _apply(endpoint, data)
-    _commit()
-    operational_events.emit_endpoint_changed(app, endpoint, was_disabled)
+    _commit(lambda: operational_events.emit_endpoint_changed(app, endpoint, was_disabled))
     return endpoint
 
 
@@ -190,9 +193,9 @@ def delete_endpoint(org_id: str, app_id_or_uid: str, endpoint_id_or_uid: str) ->
     endpoint = get_endpoint(app, endpoint_id_or_uid)
     outbox.delete_deliveries(Delivery.endpoint_id == endpoint.id)
     db.session.delete(endpoint)
+    operational_events.emit_endpoint_event(operational_events.ENDPOINT_DELETED, app, endpoint)
     db.session.commit()
     logger.info("endpoint.deleted", extra={"endpoint_id": endpoint.id})
-    operational_events.emit_endpoint_event(operational_events.ENDPOINT_DELETED, app, endpoint)
 
 
 def _expiration(old_key: dict[str, str]) -> datetime:

@@ -7,14 +7,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Select, UniqueConstraint, or_, select
+from sqlalchemy import Select, UniqueConstraint, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from api import metrics
 from api.errors import Conflict, NotFound, Unprocessable
 from api.extensions import db
 from api.ids import is_id, new_id
-from api.models import Application, Endpoint, Message
+from api.models import Application, Delivery, Endpoint, Message
 from api.models.common import utcnow
 from api.pagination import Page, paginate
 from api.services import routing
@@ -178,6 +178,26 @@ def create_message(org_id: str, app_id_or_uid: str, data: dict[str, Any]) -> Mes
     if deliveries:
         outbox.wake()
     return message
+
+
+def stage_message(org_id: str, app_id: str, event_type: str, payload_text: str) -> int:
+    """Add a message of the app and one due delivery per matching endpoint to the session's
+    transaction, without committing: it commits with the caller's work (operational events,
+    api/services/operational_events.py). Returns how many deliveries were added; a running
+    pump or the dispatcher's next pass sends them."""
+    row = _message_row(org_id, app_id, {"event_type": event_type, "payload_text": payload_text})
+    endpoints = db.session.execute(
+        select(Endpoint.id, Endpoint.disabled, Endpoint.event_types, Endpoint.channels).where(
+            Endpoint.app_id == app_id, Endpoint.disabled.is_(False)
+        )
+    )
+    matching = [e.id for e in endpoints if endpoint_matches(e, event_type, None)]
+    deliveries = outbox.due_rows(row, matching)
+    connection = db.session.connection()
+    connection.execute(insert(Message.__table__), row)
+    if deliveries:
+        connection.execute(insert(Delivery.__table__), deliveries)
+    return len(deliveries)
 
 
 def list_messages(

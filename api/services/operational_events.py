@@ -3,27 +3,32 @@ and background tasks, each stored as an ordinary message of the org's internal a
 (`Application.internal`), so it is routed, signed, retried, logged and recoverable exactly
 like every other delivery.
 
-Every `emit_*` runs after the triggering commit and never raises: a failure to emit is logged
-and rolled back, never breaking the API call or the delivery recording that triggered it
-(a crash between that commit and the emission loses the event: at most once). Nothing is
-emitted about the internal application's own endpoints and deliveries (no loops), and nothing
-at all until the org has one (its first operational-webhook endpoint creates it).
+Every `emit_*` stages its events in the caller's transaction, before the caller commits: an
+event is committed with the change it reports, or not at all (a crash never loses one, nor
+sends one about a change that was rolled back). The staging runs in a savepoint and never
+raises: a failure to emit is logged and rolled back alone, never breaking the API call or the
+delivery recording that triggered it. Nothing is emitted about the internal application's own
+endpoints and deliveries (no loops), and nothing at all until the org has one (its first
+operational-webhook endpoint creates it). A running pump, or the dispatcher's next pass, sends
+them.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from api.extensions import db
 from api.models import Application, BackgroundTask, Endpoint, Message
-from api.services.messages import create_message
+from api.services.delivery import outbox
+from api.services.messages import stage_message
 
 logger = logging.getLogger(__name__)
 
@@ -84,19 +89,41 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat().replace("+00:00", "Z")
 
 
-def emit(org_id: str, event_type: str, data: dict[str, Any]) -> None:
-    """Store `{"data": …, "type": …}` as a message of the org's internal application (after
-    the trigger's commit); never raises."""
+def _staged(what: str, work: Callable[[], None]) -> None:
+    """Run `work` in a savepoint of the caller's transaction; a failure rolls back only it."""
     try:
-        app_id = find_internal_app_id(org_id)
-        if app_id is None:
-            return
-        body = json.dumps({"data": data, "type": event_type}, separators=(",", ":"))
-        create_message(org_id, app_id, {"event_type": event_type, "payload_text": body})
-        logger.info("operational_webhook.emitted", extra={"event_type": event_type})
+        with db.session.begin_nested():
+            work()
     except Exception:
-        db.session.rollback()
-        logger.exception("operational_webhook.emit_failed", extra={"event_type": event_type})
+        logger.exception("operational_webhook.emit_failed", extra={"event_type": what})
+
+
+def emit(org_id: str, event_type: str, data: dict[str, Any]) -> None:
+    """Stage `{"data": …, "type": …}` as a message of the org's internal application (in the
+    caller's transaction: call inside a savepoint, see _staged)."""
+    app_id = find_internal_app_id(org_id)
+    if app_id is None:
+        return
+    body = json.dumps({"data": data, "type": event_type}, separators=(",", ":"))
+    if stage_message(org_id, app_id, event_type, body):
+        db.session.info[_WAKE] = True  # once committed: _wake_after_commit
+    logger.info("operational_webhook.emitted", extra={"event_type": event_type})
+
+
+_WAKE = "herald.operational_wake"
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_after_commit(session: Session) -> None:
+    """Staged events are due once their transaction commits: wake a pump then (a lost
+    wake-up costs only the dispatcher's next pass)."""
+    if session.info.pop(_WAKE, False):
+        outbox.wake()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop(_WAKE, None)
 
 
 def _endpoint_data(app: Application, endpoint: Endpoint) -> dict[str, Any]:
@@ -112,15 +139,14 @@ def emit_endpoint_event(event_type: str, app: Application, endpoint: Endpoint) -
     """endpoint.created / updated / deleted / enabled, or disabled by the API (`manual`)."""
     if app.internal:
         return
-    try:
+
+    def work() -> None:
         data = _endpoint_data(app, endpoint)
-    except Exception:  # a deleted endpoint's expired row: nothing to read it from
-        db.session.rollback()
-        logger.exception("operational_webhook.emit_failed", extra={"event_type": event_type})
-        return
-    if event_type == ENDPOINT_DISABLED:
-        data.update(failSince=_iso(endpoint.first_failure_at), trigger="manual")
-    emit(app.org_id, event_type, data)
+        if event_type == ENDPOINT_DISABLED:
+            data.update(failSince=_iso(endpoint.first_failure_at), trigger="manual")
+        emit(app.org_id, event_type, data)
+
+    _staged(event_type, work)
 
 
 def emit_endpoint_changed(app: Application, endpoint: Endpoint, was_disabled: bool) -> None:
@@ -139,14 +165,12 @@ def emit_delivery_events(
     (`automatic`) for endpoints the recording disabled; never raises."""
     if not attempts and not disabled:
         return
-    try:
-        events = _delivery_events(attempts, disabled)
-    except Exception:
-        db.session.rollback()
-        logger.exception("operational_webhook.emit_failed", extra={"events": len(attempts)})
-        return
-    for org_id, event_type, data in events:
-        emit(org_id, event_type, data)
+
+    def work() -> None:
+        for org_id, event_type, data in _delivery_events(attempts, disabled):
+            emit(org_id, event_type, data)
+
+    _staged("message.attempt", work)
 
 
 def _delivery_events(
@@ -221,17 +245,16 @@ def _task_data(kind: str, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def emit_task_finished(task: BackgroundTask) -> None:
-    """background_task.finished for a task that has just ended (finished or failed)."""
-    try:
-        org_id = task.org_id
+    """background_task.finished for a task that is ending (finished or failed): call before
+    the commit that ends it."""
+
+    def work() -> None:
         data = {
             "taskId": task.id,
             "task": task.task,
             "status": task.status,
             "data": _task_data(task.task, dict(task.data)),
         }
-    except Exception:
-        db.session.rollback()
-        logger.exception("operational_webhook.emit_failed", extra={"event_type": TASK_FINISHED})
-        return
-    emit(org_id, TASK_FINISHED, data)
+        emit(task.org_id, TASK_FINISHED, data)
+
+    _staged(TASK_FINISHED, work)

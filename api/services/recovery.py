@@ -138,8 +138,8 @@ def run_recovery(task_id: str) -> int:
     endpoint = db.session.get(Endpoint, data.get("endpointId", ""))
     if endpoint is None:
         task.status, task.data = "failed", {**data, "error": "endpoint not found"}
-        db.session.commit()
         operational_events.emit_task_finished(task)
+        db.session.commit()
         return 0
     deliveries = []
     if not endpoint.disabled:  # disabled endpoints receive nothing, not even recoveries
@@ -149,11 +149,11 @@ def run_recovery(task_id: str) -> int:
             deliveries.append(outbox.add_delivery(message, endpoint, TriggerType.MANUAL))
     # the deliveries and the task's end commit together, so a rerun never resends twice
     task.status, task.data = "finished", {**data, "resent": len(deliveries)}
+    operational_events.emit_task_finished(task)
     db.session.commit()
     if deliveries:
         outbox.wake()
     logger.info("recover.finished", extra={"task_id": task.id, "resent": len(deliveries)})
-    operational_events.emit_task_finished(task)
     return len(deliveries)
 
 
@@ -235,13 +235,14 @@ def run_replay(task_id: str) -> int:
         before = int(task.data.get("resent", 0))
         done = _replay_batch(task)
         sent = int(task.data.get("resent", 0)) - before
+        if done:  # the task's end and its event commit together
+            operational_events.emit_task_finished(task)
         db.session.commit()
         queued += sent
         if sent:
             outbox.wake()
         if done:
             logger.info("replay.finished", extra={"task_id": task_id, "resent": queued})
-            operational_events.emit_task_finished(task)
             return queued
 
 

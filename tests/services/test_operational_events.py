@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from flask import Flask
 from freezegun import freeze_time
-from sqlalchemy import select
+from sqlalchemy import select, text
 
+from api.errors import Conflict
 from api.extensions import db
 from api.models import Application, BackgroundTask, Delivery, Endpoint, Message, MessageAttempt
 from api.services import background_tasks, endpoints, operational_events, operational_webhooks
@@ -145,15 +146,32 @@ def test_emit_failure_never_breaks_the_api_call(
     subscribe(org_id)
 
     def broken(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("the broker is down")
+        db.session.execute(text("SELECT * FROM no_such_table"))  # a failing statement
 
-    monkeypatch.setattr(operational_events, "create_message", broken)
+    monkeypatch.setattr(operational_events, "stage_message", broken)
     made = endpoints.create_endpoint(
         org_id, d.app_id, EndpointIn().load({"url": "https://a.example.com/"})
     )
     db.session.expire_all()
-    assert db.session.get(Endpoint, made.id) is not None
+    assert db.session.get(Endpoint, made.id) is not None  # only the savepoint rolled back
     assert events(org_id) == []
+
+
+def test_an_event_commits_with_its_change_or_not_at_all(db_session: object) -> None:
+    """Staged in the change's transaction: a change that is rolled back leaves no event
+    (here a uid another endpoint holds, found at the flush), a committed one has its event."""
+    d = seed("http://127.0.0.1:9/")
+    org_id = org_of(d)
+    subscribe(org_id)
+    endpoints.create_endpoint(
+        org_id, d.app_id, EndpointIn().load({"url": "https://a.example.com/", "uid": "taken"})
+    )
+    assert [e["type"] for e in events(org_id)] == ["endpoint.created"]
+    with pytest.raises(Conflict):
+        endpoints.create_endpoint(
+            org_id, d.app_id, EndpointIn().load({"url": "https://b.example.com/", "uid": "taken"})
+        )
+    assert [e["type"] for e in events(org_id)] == ["endpoint.created"]
 
 
 def test_record_emits_failing_on_the_fourth_failure(delivery: Delivery) -> None:
@@ -290,3 +308,26 @@ def test_emit_background_task_finished(db_session: object) -> None:
     assert event["type"] == "background_task.finished"
     assert event["data"]["taskId"] == task.id and event["data"]["status"] == "finished"
     assert event["data"]["task"] == "application.purge_content"
+
+
+def test_the_event_is_in_the_transaction_that_commits_its_change(
+    db_session: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No moment where the change is committed and its event is not (a crash there would
+    lose the event): when the change's commit starts, its event is already staged."""
+    d = seed("http://127.0.0.1:9/")
+    org_id = org_of(d)
+    subscribe(org_id)
+    staged_at_commit: list[list[str]] = []
+    commit = db.session.commit
+
+    def watched_commit() -> None:
+        staged_at_commit.append([e["type"] for e in events(org_id)])
+        commit()
+
+    monkeypatch.setattr(db.session, "commit", watched_commit)
+    made = endpoints.create_endpoint(
+        org_id, d.app_id, EndpointIn().load({"url": "https://a.example.com/"})
+    )
+    endpoints.delete_endpoint(org_id, d.app_id, made.id)
+    assert staged_at_commit == [["endpoint.created"], ["endpoint.created", "endpoint.deleted"]]

@@ -282,11 +282,13 @@ _LABELS = {0: "success", 2: "failed"}
 def _record(results: Sequence[Result], now: datetime) -> list[str]:
     rows = [_row(result, now) for result in results]
     write = _write_postgresql if db.engine.dialect.name == "postgresql" else _write_generic
+    if _attempt_events(rows, now) or any(_exhausted(row) for row in rows):
+        driver.begin()  # operational events may follow: they commit with the results
     written = write(rows, now)
     done = [row for row in rows if row.result.job.delivery_id in written]
     disabled = _track_endpoint_health(done, now)
-    driver.commit()
     operational_events.emit_delivery_events(_attempt_events(done, now), disabled)  # never raises
+    driver.commit()
     labels = []
     for row in rows:
         job, outcome = row.result.job, row.result.outcome
