@@ -173,6 +173,12 @@ def emit_delivery_events(
     _staged("message.attempt", work)
 
 
+def _column_by_id(id_column: Any, column: Any, ids: set[str]) -> dict[str, Any]:
+    """{id: column} of the rows with these ids, in one query."""
+    rows = db.session.execute(select(id_column, column).where(id_column.in_(ids))).tuples()
+    return dict(rows.all())
+
+
 def _delivery_events(
     attempts: Sequence[AttemptEvent], disabled: Sequence[DisabledEndpoint]
 ) -> list[tuple[str, str, dict[str, Any]]]:
@@ -182,11 +188,7 @@ def _delivery_events(
         for app in db.session.scalars(select(Application).where(Application.id.in_(app_ids)))
     }
     msg_ids = {a.msg_id for a in attempts}
-    event_ids = dict(
-        db.session.execute(select(Message.id, Message.event_id).where(Message.id.in_(msg_ids)))
-        .tuples()
-        .all()
-    )
+    event_ids = _column_by_id(Message.id, Message.event_id, msg_ids)
     events = []
     for attempt in attempts:
         app = apps.get(attempt.app_id)
@@ -205,15 +207,7 @@ def _delivery_events(
             },
         }
         events.append((app.org_id, attempt.event_type, data))
-    endpoint_uids = dict(
-        db.session.execute(
-            select(Endpoint.id, Endpoint.uid).where(
-                Endpoint.id.in_({d.endpoint_id for d in disabled})
-            )
-        )
-        .tuples()
-        .all()
-    )
+    endpoint_uids = _column_by_id(Endpoint.id, Endpoint.uid, {d.endpoint_id for d in disabled})
     for item in disabled:
         app = apps.get(item.app_id)
         if app is None or app.internal:
