@@ -32,10 +32,24 @@ def _bearer_token(header: str) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def _authenticated(token: str) -> Principal | None:
+    """authenticate(token), asked once per request: the idempotency hook asks before the view
+    (an app portal token's lookup is a query each time)."""
+    asked = request.environ.get(_ASKED)  # the request's own (g can outlive a request)
+    if asked is not None and asked[0] == token:
+        return asked[1]  # type: ignore[no-any-return]
+    principal = authenticate(token)
+    request.environ[_ASKED] = (token, principal)
+    return principal
+
+
+_ASKED = "herald.authenticated"
+
+
 def request_principal() -> Principal | None:
     """The Principal of this request's bearer token, or None (no token, or not a valid one)."""
     token = _bearer_token(request.headers.get("Authorization", ""))
-    return None if token is None else authenticate(token)
+    return None if token is None else _authenticated(token)
 
 
 def require_auth(view: F) -> F:
@@ -50,7 +64,7 @@ def require_auth(view: F) -> F:
             raise _unauthorized("Missing Authorization header.")
         if token is None:
             raise _unauthorized("Authorization must be 'Bearer <token>'.")
-        principal = authenticate(token)
+        principal = _authenticated(token)
         if principal is None:
             raise _unauthorized("Invalid token")
         if principal.is_app_token:

@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, select
 from api.extensions import db
 from api.models import ApiToken, Application, Message, Organization
 from api.services.tokens import create_token
+from tests.api.factories import app_token_headers
 
 Headers = dict[str, str]
 BODY = {"eventType": "order.paid", "payload": {"order": 42}}
@@ -142,3 +143,24 @@ def test_create_message_concurrent_duplicates_create_one_message(
     with app.app_context():
         assert count_messages() == 1
         db.session.remove()
+
+
+def test_a_keyed_request_looks_its_token_up_once(
+    client: FlaskClient, application: Application, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The idempotency hook and the view share one authentication: an app portal token (never
+    cached) costs one lookup per request, not one for the key and one for the view."""
+    from api.services import tokens
+
+    headers = app_token_headers(application)
+    calls: list[str] = []
+    real = tokens.authenticate
+    monkeypatch.setattr(tokens, "authenticate", lambda t: calls.append(t) or real(t))
+    monkeypatch.setattr("api.auth.authenticate", tokens.authenticate)
+    response = client.post(
+        f"/api/v1/app/{application.id}/endpoint",
+        json={"url": "https://example.com/hook"},
+        headers={**headers, "idempotency-key": "k1"},
+    )
+    assert response.status_code == 201, response.get_json()
+    assert len(calls) == 1
