@@ -10,24 +10,21 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Collection
-from datetime import timedelta
 from typing import Any
 
 from api.errors import BadRequest, Unprocessable
 from api.extensions import db
-from api.ids import new_id
 from api.models import EventType, Message
-from api.models.common import utcnow
 from api.services.delivery import outbox
 from api.services.event_types import get_event_type
 from api.services.lookup import get_app_endpoint
+from api.services.messages import message_row
 
 logger = logging.getLogger(__name__)
 
 # As Svix's server: `svix.ping` needs no event type and sends this.
 PING_EVENT_TYPE = "svix.ping"
 PING_PAYLOAD: dict[str, Any] = {"success": True}
-RETENTION = timedelta(days=90)
 NO_EXAMPLE = "Unable to generate example message from event-type schema"
 
 
@@ -79,17 +76,9 @@ def send_example(
     that endpoint (none when it is disabled, as a resend), commit, then wake a pump."""
     endpoint = get_app_endpoint(org_id, app_id_or_uid, endpoint_id_or_uid)
     payload = example_payload(org_id, event_type_name, index, feature_flags)
-    now = utcnow()
-    message = Message(
-        id=new_id("msg", now.timestamp()),
-        app_id=endpoint.app_id,
-        org_id=org_id,
-        event_type=event_type_name,
-        payload=json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
-        expiration=now + RETENTION,
-        raw=False,
-        created_at=now,
-    )
+    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    fields = {"event_type": event_type_name, "payload_text": text}
+    message = Message(**message_row(org_id, endpoint.app_id, fields))
     db.session.add(message)
     db.session.flush()  # the delivery references it
     queued = not endpoint.disabled

@@ -107,7 +107,9 @@ def _unique_columns(constraint: str) -> set[str]:
     return set()
 
 
-def _message_row(org_id: str, app_id: str, data: dict[str, Any]) -> dict[str, Any]:
+def message_row(org_id: str, app_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The column values of a new message of the app from loaded MessageIn fields (its id from
+    now, its payload kept for the retention asked, 90 days by default)."""
     now = utcnow()
     return {
         "id": new_id("msg", now.timestamp()),
@@ -137,7 +139,7 @@ def _insert_message(
             app = _new_application(org_id, app_id_or_uid, data.get("application"))
             db.session.flush()  # the message row references it
             route = routing.Route(app.id, 0, ())
-        row = _message_row(org_id, route.app_id, data)
+        row = message_row(org_id, route.app_id, data)
         matching = [
             endpoint.id
             for endpoint in route.endpoints
@@ -185,13 +187,8 @@ def stage_message(org_id: str, app_id: str, event_type: str, payload_text: str) 
     transaction, without committing: it commits with the caller's work (operational events,
     api/services/operational_events.py). Returns how many deliveries were added; a running
     pump or the dispatcher's next pass sends them."""
-    row = _message_row(org_id, app_id, {"event_type": event_type, "payload_text": payload_text})
-    endpoints = db.session.execute(
-        select(Endpoint.id, Endpoint.disabled, Endpoint.event_types, Endpoint.channels).where(
-            Endpoint.app_id == app_id, Endpoint.disabled.is_(False)
-        )
-    )
-    matching = [e.id for e in endpoints if endpoint_matches(e, event_type, None)]
+    row = message_row(org_id, app_id, {"event_type": event_type, "payload_text": payload_text})
+    matching = [e.id for e in _enabled_endpoints(app_id) if endpoint_matches(e, event_type, None)]
     deliveries = outbox.due_rows(row, matching)
     connection = db.session.connection()
     connection.execute(insert(Message.__table__), row)
@@ -236,12 +233,17 @@ def precheck_message(
     """Whether a message of that event type and channels would reach any endpoint of the app
     (enabled and matching its filters, exactly as ingest routes), or 404 for no such app."""
     app = get_application(org_id, app_id_or_uid)
-    endpoints = db.session.execute(
-        select(Endpoint.disabled, Endpoint.event_types, Endpoint.channels).where(
-            Endpoint.app_id == app.id, Endpoint.disabled.is_(False)
+    return any(endpoint_matches(e, event_type, channels) for e in _enabled_endpoints(app.id))
+
+
+def _enabled_endpoints(app_id: str) -> Any:
+    """The routing columns of the app's enabled endpoints (read now, not from routing's
+    cache: for work that is not the ingest hot path)."""
+    return db.session.execute(
+        select(Endpoint.id, Endpoint.disabled, Endpoint.event_types, Endpoint.channels).where(
+            Endpoint.app_id == app_id, Endpoint.disabled.is_(False)
         )
     )
-    return any(endpoint_matches(row, event_type, channels) for row in endpoints)
 
 
 BULK_EXPUNGE_CHUNK = 500  # ids per lookup: far below SQLite's bound-parameter limit

@@ -79,7 +79,7 @@ def test_an_endpoint_created_through_the_orm_bumps_it(shop: dict[str, Any]) -> N
 
 def _row(shop: dict[str, Any]) -> dict[str, Any]:
     data = {"event_type": "a", "payload_text": "{}", "channels": None, "tags": None}
-    return messages._message_row(shop["org"], shop["app"], data)
+    return messages.message_row(shop["org"], shop["app"], data)
 
 
 def test_store_refuses_a_stale_route_and_stores_nothing(shop: dict[str, Any]) -> None:
