@@ -246,21 +246,29 @@ def _track_endpoint_health(
     return disabled_now
 
 
-def _attempt_events(rows: Sequence[_Row], now: datetime) -> list[operational_events.AttemptEvent]:
-    """The recorded attempts that crossed an operational-webhook threshold: the fourth failure
+def _crossed(row: _Row) -> list[str]:
+    """The operational-webhook thresholds a recorded attempt crossed: the fourth failure
     (failing), the last (exhausted), a success after failing was sent (recovered)."""
+    outcome = row.result.outcome
+    if outcome is None or row.attempt_id is None:
+        return []
+    kinds = []
+    if not outcome.ok and row.count == operational_events.FAILING_AFTER:
+        kinds.append(operational_events.ATTEMPT_FAILING)
+    if _exhausted(row):
+        kinds.append(operational_events.ATTEMPT_EXHAUSTED)
+    if outcome.ok and row.result.job.attempt_count >= operational_events.FAILING_AFTER:
+        kinds.append(operational_events.ATTEMPT_RECOVERED)
+    return kinds
+
+
+def _attempt_events(rows: Sequence[_Row], now: datetime) -> list[operational_events.AttemptEvent]:
+    """One event per threshold each recorded attempt crossed (_crossed)."""
     events = []
     for row in rows:
-        job, outcome = row.result.job, row.result.outcome
-        if outcome is None or row.attempt_id is None:
+        kinds, job, outcome = _crossed(row), row.result.job, row.result.outcome
+        if not kinds or outcome is None or row.attempt_id is None:  # (None: no kinds)
             continue
-        kinds = []
-        if not outcome.ok and row.count == operational_events.FAILING_AFTER:
-            kinds.append(operational_events.ATTEMPT_FAILING)
-        if _exhausted(row):
-            kinds.append(operational_events.ATTEMPT_EXHAUSTED)
-        if outcome.ok and job.attempt_count >= operational_events.FAILING_AFTER:
-            kinds.append(operational_events.ATTEMPT_RECOVERED)
         for kind in kinds:
             events.append(
                 operational_events.AttemptEvent(
@@ -282,7 +290,7 @@ _LABELS = {0: "success", 2: "failed"}
 def _record(results: Sequence[Result], now: datetime) -> list[str]:
     rows = [_row(result, now) for result in results]
     write = _write_postgresql if db.engine.dialect.name == "postgresql" else _write_generic
-    if _attempt_events(rows, now) or any(_exhausted(row) for row in rows):
+    if any(_crossed(row) for row in rows):  # (an exhausting one is among them: a disable)
         driver.begin()  # operational events may follow: they commit with the results
     written = write(rows, now)
     done = [row for row in rows if row.result.job.delivery_id in written]
