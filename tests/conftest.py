@@ -27,6 +27,7 @@ from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from svix.api import Svix, SvixOptions
 from werkzeug.serving import make_server
 
@@ -224,9 +225,24 @@ def committed_db(app: Flask) -> Iterator[None]:
             for table in reversed(db.metadata.sorted_tables):
                 db.session.execute(table.delete())
         else:
-            names = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
-            db.session.execute(text(f"TRUNCATE {names} CASCADE"))
+            _truncate_all()
         db.session.commit()
+
+
+def _truncate_all(tries: int = 5) -> None:
+    """TRUNCATE every table. A real process still running beside the test (a stack's worker
+    claiming) can take its table locks in another order: PostgreSQL then aborts one of the
+    two as a deadlock; when it is ours, try again."""
+    names = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+    for attempt in range(tries):
+        try:
+            db.session.execute(text(f"TRUNCATE {names} CASCADE"))
+            return
+        except OperationalError as exc:
+            db.session.rollback()
+            if "deadlock detected" not in str(exc) or attempt == tries - 1:
+                raise
+            time.sleep(0.2)
 
 
 @pytest.fixture
